@@ -1,0 +1,26 @@
+# The two Quick start commands, and the checks CI runs. Installs into .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint install
+
+$(BIN)/mori-pipeline: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "is ignored" || true
+	@test -x $(BIN)/mori-pipeline || (echo "install failed" >&2; exit 1)
+	@touch $@
+
+install: $(BIN)/mori-pipeline
+
+demo: install
+	$(BIN)/mori-pipeline demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install lint
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/pytest

@@ -1,0 +1,153 @@
+"""The ``mori-pipeline`` command.
+
+Exit codes: 0 every row processed or skipped; 1 the run could not start (bad manifest, bad
+arguments, no API key); 2 the run finished but some rows failed or are pending (see the audit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = "Protect image collections with MORI's Anti-AI filter, exactly once per image."
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mori-pipeline", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="the whole path on the local emulator (no network)")
+    demo.add_argument("--workdir", default="data/demo", help="where samples, outputs, audit go")
+    demo.add_argument("--images", type=int, default=40, help="sample images to make")
+    demo.add_argument("--fresh", action="store_true", help="delete the work folder first")
+
+    run = sub.add_parser("run", help="protect a manifest against MORI_API_URL")
+    run.add_argument("--manifest", required=True, help="CSV, Parquet or JSONL; path or s3://")
+    run.add_argument("--output", help="outputs folder or s3:// prefix (default <manifest>/output)")
+    run.add_argument("--audit", help="audit folder or s3:// prefix (default <manifest>/audit)")
+    run.add_argument("--order-size", type=int, default=100, help="images per order (1..100)")
+    run.add_argument("--max-concurrent-orders", type=int, default=4)
+    run.add_argument("--wait-timeout", type=float, default=1800, help="seconds to wait per order")
+    run.add_argument("--completion", choices=["auto", "webhook", "poll"], default="auto")
+
+    emu = sub.add_parser("emulator", help="run the local MORI API emulator")
+    emu.add_argument("--host", default="127.0.0.1")
+    emu.add_argument("--port", type=int, default=8900)
+    emu.add_argument("--api-key", action="append", help="accepted API key (repeatable)")
+    emu.add_argument("--rpm", type=int, help="requests per minute per key (default unlimited)")
+    emu.add_argument("--processing-seconds", type=float, default=2.0)
+    emu.add_argument("--faults", default="", help="e.g. create:drop=0.05,any:429=0.05")
+    emu.add_argument("--seed", type=int, default=0)
+    emu.add_argument(
+        "--allow-url-host",
+        action="append",
+        default=[],
+        help="host[:port] the emulator may fetch for with-urls (repeatable)",
+    )
+
+    rec = sub.add_parser("receiver", help="run the webhook receiver")
+    rec.add_argument("--host", default="127.0.0.1")
+    rec.add_argument("--port", type=int, default=8901)
+    rec.add_argument("--ledger", help="ledger file (default $MORI_LEDGER_PATH)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(COMMANDS[args.command](args))
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import shutil
+
+    from deployments.demo import run_demo
+
+    workdir = Path(args.workdir)
+    if args.fresh and workdir.exists():
+        shutil.rmtree(workdir)
+    summary, _ = run_demo(workdir, args.images)
+    return _exit_code(summary)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if not os.environ.get("MORI_API_KEY"):
+        print("error: MORI_API_KEY is not set", file=sys.stderr)
+        return 1
+    if not 1 <= args.order_size <= 100:
+        print("error: --order-size must be 1..100", file=sys.stderr)
+        return 1
+    from deployments.demo import print_summary
+    from flows.protect import protect
+
+    state = protect(
+        manifest=args.manifest,
+        output=args.output,
+        audit=args.audit,
+        order_size=args.order_size,
+        max_concurrent_orders=args.max_concurrent_orders,
+        wait_timeout_seconds=args.wait_timeout,
+        completion=args.completion,
+        return_state=True,
+    )
+    if not state.is_completed():
+        print(f"error: {state.message}", file=sys.stderr)
+        return 1
+    summary = state.result()
+    print_summary(summary)
+    return _exit_code(summary)
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from mori.emulator.server import run
+
+    from mori.emulator.config import EmulatorConfig
+
+    config = EmulatorConfig(
+        api_keys=frozenset(args.api_key or [os.environ.get("MORI_API_KEY") or "test-key"]),
+        rpm=args.rpm,
+        processing_seconds=args.processing_seconds,
+        faults=args.faults,
+        seed=args.seed,
+        url_allowlist=frozenset(args.allow_url_host),
+        s3_endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
+    )
+    run(config, args.host, args.port)
+    return 0
+
+
+def cmd_receiver(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mori.batch.ledger import Ledger
+    from mori.receiver import create_app
+
+    ledger_path = args.ledger or os.environ.get("MORI_LEDGER_PATH")
+    if not ledger_path:
+        print(
+            "error: give --ledger or set MORI_LEDGER_PATH (the run's ledger file)", file=sys.stderr
+        )
+        return 1
+    if not os.environ.get("MORI_WEBHOOK_SECRET"):
+        print("error: MORI_WEBHOOK_SECRET is not set", file=sys.stderr)
+        return 1
+    app = create_app(Ledger(ledger_path), lambda: os.environ.get("MORI_WEBHOOK_SECRET"))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _exit_code(summary: Any) -> int:
+    return 2 if summary.count("failed") or summary.count("pending") else 0
+
+
+COMMANDS = {"demo": cmd_demo, "run": cmd_run, "emulator": cmd_emulator, "receiver": cmd_receiver}
+
+if __name__ == "__main__":
+    sys.exit(main())

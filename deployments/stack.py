@@ -1,0 +1,134 @@
+"""The embedded default: a local S3 endpoint, the MORI emulator and the webhook receiver.
+
+``with LocalStack(workdir) as stack:`` starts all three on loopback ports, registers the
+receiver's URL with the emulator (which hands back the webhook secret), and points the usual
+environment variables at them (``MORI_API_URL``, ``MORI_API_KEY``, ``MORI_WEBHOOK_SECRET``,
+``AWS_ENDPOINT_URL`` and dummy AWS credentials), restoring the environment on exit. The demo,
+the end-to-end tests and the benchmarks all run on it.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from mori.emulator.server import EmulatorServer
+
+from mori.batch.ledger import Ledger
+from mori.client import MoriClient
+from mori.emulator.config import EmulatorConfig
+from mori.emulator.s3server import LocalS3
+from mori.receiver import PATH, create_app
+from mori.serving import ThreadedServer, free_port
+
+API_KEY = "demo-key"
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of the block."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def static_files(folder: Path, port: int = 0) -> Iterator[str]:
+    """Serve ``folder`` over HTTP on 127.0.0.1 (public URL rows of the demo); yields host:port."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port or free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, name="static-files", daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class LocalStack:
+    """Everything a run needs, on loopback; use as a context manager."""
+
+    ledger_path: Path
+    processing_seconds: float = 1.0
+    rpm: int | None = None
+    faults: str = ""
+    seed: int = 0
+    url_hosts: frozenset[str] = frozenset()
+    webhooks: bool = True
+    emulator: EmulatorServer | None = field(default=None, init=False)
+    s3: LocalS3 | None = field(default=None, init=False)
+    receiver_url: str | None = field(default=None, init=False)
+    _stack: ExitStack = field(default_factory=ExitStack, init=False)
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def _start(self) -> None:
+        enter = self._stack.enter_context
+        self.s3 = enter(LocalS3())
+        config = EmulatorConfig(
+            api_keys=frozenset({API_KEY}),
+            rpm=self.rpm,
+            processing_seconds=self.processing_seconds,
+            url_allowlist=self.url_hosts,
+            faults=self.faults,
+            seed=self.seed,
+            s3_endpoint_url=self.s3.endpoint_url,
+        )
+        self.emulator = enter(EmulatorServer(config))
+        enter(
+            environment(
+                MORI_API_URL=self.emulator.url,
+                MORI_API_KEY=API_KEY,
+                AWS_ENDPOINT_URL=self.s3.endpoint_url,
+                AWS_ACCESS_KEY_ID="testing",
+                AWS_SECRET_ACCESS_KEY="testing",
+                AWS_DEFAULT_REGION="us-east-1",
+            )
+        )
+        if self.webhooks:
+            ledger = Ledger(self.ledger_path)
+            self._stack.callback(ledger.close)
+            app = create_app(ledger, lambda: os.environ.get("MORI_WEBHOOK_SECRET"))
+            receiver = enter(ThreadedServer(app))
+            self.receiver_url = receiver.url + PATH
+            with MoriClient.from_env() as client:
+                secret = client.register_webhook(self.receiver_url).secret
+            enter(environment(MORI_WEBHOOK_SECRET=secret))
+
+    def stats(self) -> dict[str, Any]:
+        """The emulator's ``/_emulator/stats``."""
+        assert self.emulator is not None
+        return dict(self.emulator.stats())
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stack.close()

@@ -1,0 +1,417 @@
+"""Manifests: read them, validate every row, fingerprint every image.
+
+A manifest (CSV, Parquet or JSONL; local or ``s3://``) has one row per image. Column ``source``
+is required: a local path (relative to the manifest's folder, or absolute), ``s3://bucket/key``
+or an ``http(s)://`` URL. Optional ``id`` and ``file_name``; any other column is carried into
+the audit untouched.
+
+A whole-manifest problem raises :class:`ManifestError` (one clear line, nothing processed). A bad
+row never raises: it becomes an :class:`Item` with an ``error_code`` and ``error_message``, and
+the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import os
+import posixpath
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from mori import keys
+from mori.batch.storage import NotFound, Storage, is_s3, parent, split_s3
+from mori.models import ALLOWED_EXTENSIONS
+
+SourceKind = Literal["file", "s3", "url"]
+
+#: Largest image the pipeline sends (ASSUMED: MORI's limit is undocumented).
+MAX_FILE_BYTES = 30 * 1024 * 1024
+#: Longest file name (in UTF-8 bytes) MORI is sent; file systems and S3 keys agree on 255.
+MAX_FILE_NAME_BYTES = 255
+#: Pillow format name → the extensions MORI accepts for it.
+PIL_FORMATS: dict[str, str] = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "TIFF": "tiff",
+    "BMP": "bmp",
+}
+RESERVED_COLUMNS = ("source", "id", "file_name")
+_INTERNAL_HOST_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa")
+
+Image.MAX_IMAGE_PIXELS = 180_000_000  # decompression-bomb guard, above any real photo
+
+
+class ManifestError(Exception):
+    """The manifest as a whole cannot be used (not found, unreadable, wrong schema, empty)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+class RowError(Exception):
+    """One row is bad; ``code`` is stable, ``message`` says what to fix."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+@dataclass
+class Item:
+    """One manifest row after validation and fingerprinting."""
+
+    row_index: int
+    source: str
+    caller_id: str | None = None
+    file_name: str | None = None
+    kind: SourceKind | None = None
+    location: str | None = None  # resolved path, s3:// URI or normalised URL
+    fingerprint: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    image_key: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """``True`` when the row passed validation."""
+        return self.error_code is None
+
+    def fail(self, code: str, message: str) -> None:
+        """Mark the row bad."""
+        self.error_code, self.error_message = code, message
+
+
+@dataclass(frozen=True)
+class ValidationOptions:
+    """What the validator accepts."""
+
+    max_file_bytes: int = MAX_FILE_BYTES
+    #: ``host`` or ``host:port`` values of private/loopback addresses that URL rows may name
+    #: anyway (the demo serves its URL rows from 127.0.0.1). Empty by default: internal
+    #: addresses are never handed to MORI's fetcher.
+    allowed_private_hosts: frozenset[str] = frozenset()
+    processing_options: Mapping[str, Any] | None = None
+    threads: int = 8
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def read_manifest(uri: str, storage: Storage) -> pd.DataFrame:
+    """Read a manifest into a DataFrame of strings; raise :class:`ManifestError` if unusable."""
+    try:
+        raw = storage.read_bytes(uri)
+    except NotFound as exc:
+        raise ManifestError("MANIFEST_NOT_FOUND", f"manifest not found: {uri}") from exc
+    except IsADirectoryError as exc:
+        raise ManifestError("MANIFEST_NOT_FOUND", f"manifest is a folder: {uri}") from exc
+    except PermissionError as exc:
+        raise ManifestError("MANIFEST_UNREADABLE", f"manifest not readable: {uri}") from exc
+    suffix = posixpath.splitext(urlsplit(uri).path if is_s3(uri) else uri)[1].lower()
+    try:
+        frame = _parse(raw, suffix)
+    except ManifestError:
+        raise
+    except Exception as exc:
+        raise ManifestError(
+            "MANIFEST_UNREADABLE", f"cannot parse {uri} as {suffix or 'CSV'}: {exc}"
+        ) from exc
+    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+    if "source" not in frame.columns:
+        raise ManifestError(
+            "MANIFEST_MISSING_COLUMN",
+            f"manifest {uri} has no 'source' column (columns: {', '.join(frame.columns) or '-'})",
+        )
+    if frame.empty:
+        raise ManifestError("MANIFEST_EMPTY", f"manifest {uri} has no rows")
+    return frame.reset_index(drop=True)
+
+
+def _parse(raw: bytes, suffix: str) -> pd.DataFrame:
+    if not raw.strip():
+        raise ManifestError("MANIFEST_EMPTY", "manifest is empty")
+    if suffix in (".parquet", ".pq"):
+        frame = pd.read_parquet(io.BytesIO(raw))
+        if "source" in frame.columns and not (
+            pd.api.types.is_string_dtype(frame["source"]) or frame["source"].dtype == object
+        ):
+            raise ManifestError(
+                "MANIFEST_WRONG_SCHEMA",
+                f"column 'source' must hold strings, not {frame['source'].dtype}",
+            )
+        return frame
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return pd.read_json(io.BytesIO(raw), lines=suffix != ".json", dtype=False)
+    if suffix in ("", ".csv", ".txt", ".tsv"):
+        sep = "\t" if suffix == ".tsv" else ","
+        return pd.read_csv(
+            io.BytesIO(raw),
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+            sep=sep,
+            skipinitialspace=True,
+        )
+    raise ManifestError(
+        "MANIFEST_UNSUPPORTED_FORMAT",
+        f"unsupported manifest type {suffix!r}: use .csv, .parquet or .jsonl",
+    )
+
+
+# -- validating --------------------------------------------------------------------------------
+
+
+def items_from_frame(frame: pd.DataFrame) -> list[Item]:
+    """One :class:`Item` per row, with the caller's fields and extra columns split out."""
+    extras = [c for c in frame.columns if c not in RESERVED_COLUMNS]
+    records = frame.to_dict(orient="records")
+    items = []
+    for index, rec in enumerate(records):
+        items.append(
+            Item(
+                row_index=index,
+                source=_text(rec.get("source")) or "",
+                caller_id=_text(rec.get("id")),
+                file_name=_text(rec.get("file_name")),
+                extra={c: rec[c] for c in extras},
+            )
+        )
+    return items
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def classify(item: Item, base_dir: str, options: ValidationOptions) -> None:
+    """Resolve the row's source and file name, or mark it failed. No I/O."""
+    source = item.source
+    if not source:
+        item.fail("EMPTY_SOURCE", "the 'source' column is empty")
+        return
+    scheme = urlsplit(source).scheme.lower() if "://" in source or ":" in source[:12] else ""
+    try:
+        if scheme in ("http", "https"):
+            item.kind, item.location = "url", _check_url(source, options)
+            item.fingerprint = keys.url_fingerprint(source)
+            default_name = posixpath.basename(unquote(urlsplit(source).path))
+        elif scheme == "s3":
+            bucket, key = split_s3(source)
+            if not bucket or not key or key.endswith("/"):
+                raise RowError("INVALID_SOURCE", f"not an object URI: {source}")
+            item.kind, item.location = "s3", source
+            default_name = posixpath.basename(key)
+        elif len(scheme) > 1:  # one letter is a Windows drive
+            raise RowError(
+                "UNSUPPORTED_SCHEME",
+                f"source scheme '{scheme}:' is not supported (use a path, s3:// or https://)",
+            )
+        else:
+            item.kind, item.location = "file", _resolve_path(source, base_dir)
+            default_name = os.path.basename(source.replace("\\", "/"))
+        item.file_name = _check_file_name(item.file_name or default_name)
+    except RowError as exc:
+        item.fail(exc.code, exc.message)
+
+
+def _check_url(url: str, options: ValidationOptions) -> str:
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise RowError("URL_HAS_CREDENTIALS", "URLs with user:password@ are not sent to MORI")
+    try:
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError as exc:
+        raise RowError("INVALID_URL", f"malformed URL: {exc}") from exc
+    if not host:
+        raise RowError("INVALID_URL", "URL has no host")
+    hostport = f"{host}:{port}" if port else host
+    if host in options.allowed_private_hosts or hostport in options.allowed_private_hosts:
+        return keys.normalise_url(url)
+    if _is_internal_host(host):
+        raise RowError(
+            "URL_PRIVATE_ADDRESS",
+            f"URL host {host} is internal (loopback, private or link-local); "
+            "MORI fetches URLs itself, so only public hosts are allowed",
+        )
+    return keys.normalise_url(url)
+
+
+def _is_internal_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(_INTERNAL_HOST_SUFFIXES):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        try:  # decimal / hex / octal shorthand like 2130706433 or 0x7f.1
+            address = ipaddress.ip_address(int(host, 0))
+        except ValueError:
+            return False
+    return not address.is_global or address.is_multicast
+
+
+def _resolve_path(source: str, base_dir: str) -> str:
+    if is_s3(base_dir):
+        if os.path.isabs(source):
+            raise RowError("INVALID_SOURCE", "absolute paths need a local manifest")
+        joined = posixpath.normpath(posixpath.join(split_s3(base_dir)[1], source))
+        if joined.startswith(".."):
+            raise RowError("PATH_TRAVERSAL", f"{source} points outside the manifest's folder")
+        return f"s3://{split_s3(base_dir)[0]}/{joined}"
+    if "\x00" in source:
+        raise RowError("INVALID_SOURCE", "path contains a NUL byte")
+    path = Path(source)
+    if path.is_absolute():
+        return str(path)
+    base = Path(base_dir).resolve()
+    resolved = (base / path).resolve()
+    if not resolved.is_relative_to(base):
+        raise RowError("PATH_TRAVERSAL", f"{source} points outside the manifest's folder")
+    return str(resolved)
+
+
+def _check_file_name(name: str) -> str:
+    name = name.strip()
+    if not name or name in (".", ".."):
+        raise RowError("INVALID_FILE_NAME", "no file name (set the 'file_name' column)")
+    if any(ord(ch) < 32 or ch in '/\\"' for ch in name):
+        raise RowError("INVALID_FILE_NAME", f"file name {name!r} has control or path characters")
+    if len(name.encode("utf-8")) > MAX_FILE_NAME_BYTES:
+        raise RowError(
+            "FILE_NAME_TOO_LONG", f"file name is over {MAX_FILE_NAME_BYTES} bytes in UTF-8"
+        )
+    ext = posixpath.splitext(name)[1].lstrip(".").lower()
+    if ext not in ALLOWED_EXTENSIONS:
+        raise RowError(
+            "UNSUPPORTED_FORMAT",
+            f"extension '.{ext}' is not accepted by MORI "
+            f"(allowed: {', '.join(sorted(ALLOWED_EXTENSIONS))})"
+            if ext
+            else f"file name {name!r} has no extension",
+        )
+    return name
+
+
+# -- fingerprinting ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the pipeline checked about an image's bytes."""
+
+    sha256: str
+    size: int
+    width: int
+    height: int
+    format: str
+
+
+def inspect_image(data: bytes, max_bytes: int = MAX_FILE_BYTES) -> ImageFacts:
+    """Check that ``data`` is a whole image in a format MORI accepts; raise :class:`RowError`."""
+    if not data:
+        raise RowError("EMPTY_FILE", "the file is empty")
+    if len(data) > max_bytes:
+        raise RowError(
+            "FILE_TOO_LARGE", f"{len(data):,} bytes is over the {max_bytes:,}-byte limit"
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format or ""
+            if fmt not in PIL_FORMATS:
+                raise RowError(
+                    "UNSUPPORTED_FORMAT",
+                    f"the bytes are {fmt or 'an unknown format'}, not one "
+                    "MORI accepts (JPEG, PNG, WEBP, TIFF, BMP)",
+                )
+            img.load()  # decodes fully: catches truncated files
+            width, height = img.size
+    except RowError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise RowError("INVALID_IMAGE", f"not a readable image: {exc}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise RowError("INVALID_IMAGE", f"image is damaged or truncated: {exc}") from exc
+    return ImageFacts(keys.sha256_fingerprint(data)[7:], len(data), width, height, fmt)
+
+
+def fingerprint(item: Item, storage: Storage, options: ValidationOptions) -> None:
+    """Read a file or S3 row's bytes, check them and set its fingerprint; URL rows need no I/O."""
+    if not item.ok or item.kind == "url":
+        return
+    assert item.location is not None
+    try:
+        data = _read_source(item.location, storage, options.max_file_bytes)
+        facts = inspect_image(data, options.max_file_bytes)
+    except RowError as exc:
+        item.fail(exc.code, exc.message)
+        return
+    item.sha256, item.bytes = facts.sha256, facts.size
+    item.width, item.height, item.format = facts.width, facts.height, facts.format
+    item.fingerprint = "sha256:" + facts.sha256
+
+
+def _read_source(location: str, storage: Storage, max_bytes: int) -> bytes:
+    try:
+        if storage.size(location) > max_bytes:
+            raise RowError("FILE_TOO_LARGE", f"the file is over the {max_bytes:,}-byte limit")
+        return storage.read_bytes(location)
+    except NotFound as exc:
+        raise RowError("FILE_NOT_FOUND", "no file at the source path") from exc
+    except IsADirectoryError as exc:
+        raise RowError("INVALID_SOURCE", "the source is a folder, not a file") from exc
+    except PermissionError as exc:
+        raise RowError("FILE_UNREADABLE", "permission denied reading the file") from exc
+    except OSError as exc:
+        raise RowError("FILE_UNREADABLE", f"cannot read the file: {exc.strerror or exc}") from exc
+
+
+def assign_keys(items: Iterable[Item], options: ValidationOptions) -> None:
+    """Derive image keys; a second row with the same image is a ``DUPLICATE_ROW``."""
+    first_row: dict[str, int] = {}
+    for item in items:
+        if not item.ok or item.fingerprint is None:
+            continue
+        key = keys.image_key(item.fingerprint, options.processing_options)
+        if key in first_row:
+            item.fail(
+                "DUPLICATE_ROW",
+                f"same image as row {first_row[key]}; it is processed once, for that row",
+            )
+            continue
+        first_row[key] = item.row_index
+        item.image_key = key
+
+
+def load(uri: str, storage: Storage, options: ValidationOptions | None = None) -> list[Item]:
+    """Read, validate, fingerprint and key a manifest: one :class:`Item` per row."""
+    options = options or ValidationOptions()
+    frame = read_manifest(uri, storage)
+    items = items_from_frame(frame)
+    base_dir = parent(uri)
+    for item in items:
+        classify(item, base_dir, options)
+    with ThreadPoolExecutor(max_workers=options.threads) as pool:
+        list(pool.map(lambda it: fingerprint(it, storage, options), items))
+    assign_keys(items, options)
+    return items

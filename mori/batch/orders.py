@@ -1,0 +1,342 @@
+"""Drive one order through MORI: create, upload, confirm, wait, download, verify, write.
+
+Each step is committed to the ledger before the next one starts, and every call that changes
+state at MORI carries the order's deterministic idempotency key, so :meth:`OrderProcessor.process`
+can be called again on the same order key at any point (a task retry, a rerun after a crash)
+and it resumes where the ledger says, without a second order or a second confirm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import posixpath
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from mori import keys
+from mori.batch.completion import CompletionWaiter
+from mori.batch.ledger import Ledger, OrderRecord, Slot
+from mori.batch.manifest import RowError, inspect_image
+from mori.batch.storage import NotFound, Storage, join
+from mori.client import MoriClient
+from mori.errors import BadRequestError, ConflictError, URLExpiredError
+from mori.models import UrlFileSpec
+
+CONTENT_TYPES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "tiff": "image/tiff",
+    "bmp": "image/bmp",
+}
+
+
+@dataclass(frozen=True)
+class OrderSettings:
+    """How orders are driven."""
+
+    output_uri: str
+    wait_timeout: float = 900.0
+    upload_concurrency: int = 16
+    order_name_prefix: str = "mori-pipeline"
+    options: dict[str, Any] | None = None
+    max_replacements: int = 3
+
+
+@dataclass
+class ImageResult:
+    """One image's outcome in this run."""
+
+    image_key: str
+    status: str  # processed | failed | pending
+    output_uri: str | None = None
+    output_sha256: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class OrderResult:
+    """One order's outcome in this run (``order_key`` is the last generation's)."""
+
+    order_key: str
+    kind: str
+    status: str  # processed | failed | pending
+    order_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    attempts: int = 1
+    replaced: list[str] = field(default_factory=list)
+    images: dict[str, ImageResult] = field(default_factory=dict)
+    record: OrderRecord | None = None
+
+
+class OrderProcessor:
+    """Resumable, idempotent processing of planned orders."""
+
+    def __init__(
+        self,
+        client: MoriClient,
+        ledger: Ledger,
+        storage: Storage,
+        waiter: CompletionWaiter,
+        settings: OrderSettings,
+        on_progress: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.client, self.ledger, self.storage = client, ledger, storage
+        self.waiter, self.settings = waiter, settings
+        self._on_progress = on_progress or (lambda key, step: None)
+
+    # -- the whole path ------------------------------------------------------------------------
+
+    def process(self, order_key: str) -> OrderResult:
+        """Take an order from wherever the ledger says it is to a final (or pending) outcome."""
+        record = self.ledger.order(order_key)
+        replaced: list[str] = []
+        while record.status == "abandoned" and record.replaced_by:
+            replaced.append(record.order_key)
+            record = self.ledger.order(record.replaced_by)
+        slots = self.ledger.slots(record.order_key)
+        try:
+            result = self._drive(record, slots)
+        except _Replace as rep:
+            if len(replaced) >= self.settings.max_replacements:
+                raise
+            self._replace(record, slots, rep.reason)
+            return self.process(order_key)
+        except (BadRequestError, ConflictError) as exc:  # MORI refused the order itself
+            self.ledger.fail_order(record.order_key, exc.code or "REJECTED", exc.message)
+            result = self._failed(record, slots, exc.code or "REJECTED", exc.message)
+        except _OrderFailed as exc:
+            self.ledger.fail_order(record.order_key, exc.code, exc.message)
+            result = self._failed(record, slots, exc.code, exc.message)
+        result.replaced = replaced
+        result.record = self.ledger.order(result.order_key)
+        return result
+
+    def _drive(self, record: OrderRecord, slots: list[Slot]) -> OrderResult:
+        key = record.order_key
+        if record.status in ("failed", "downloaded"):
+            return self._from_ledger(record, slots)
+        order_id = record.order_id
+        if not record.reached("confirmed"):
+            created = self._create(record, slots)
+            order_id = created.order_id
+            if record.kind == "upload":
+                if not record.reached("uploaded"):
+                    self._upload(key, slots, [f.upload_url for f in created.files])
+                self._confirm(key, order_id, slots, [f.upload_url for f in created.files])
+            else:
+                self.ledger.advance(key, "confirmed")
+        assert order_id is not None
+        if not record.reached("complete"):
+            status = self.waiter.wait(order_id, self.settings.wait_timeout)
+            if status == "failed":
+                info = self.client.get_order(order_id)
+                err = info.errors[0] if info.errors else None
+                code = (err.code if err else None) or "ORDER_FAILED"
+                message = (err.message if err else None) or "MORI reported the order as failed"
+                self.ledger.fail_order(key, code, message)
+                return self._failed(self.ledger.order(key), slots, code, message)
+            if status != "complete":
+                reason = f"MORI is still processing order {order_id} (status {status})"
+                return self._pending(self.ledger.order(key), slots, "WAITING_FOR_MORI", reason)
+            self.ledger.advance(key, "complete")
+            self._on_progress(key, "complete")
+        return self._download(self.ledger.order(key), slots)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _create(self, record: OrderRecord, slots: list[Slot]) -> Any:
+        name = f"{self.settings.order_name_prefix}-{record.order_key[:8]}"[:64]
+        if record.kind == "url":
+            created = self.client.create_url_order(
+                [UrlFileSpec(fileName=s.file_name, originalFileUrl=s.location) for s in slots],
+                idempotency_key=record.order_key,
+                order_name=name,
+                options=self.settings.options,
+            )
+        else:
+            created = self.client.create_order(
+                [s.file_name for s in slots],
+                idempotency_key=record.order_key,
+                order_name=name,
+                options=self.settings.options,
+            )
+        if len(created.files) not in (0, len(slots)):
+            raise RuntimeError(
+                f"order {created.order_id} came back with {len(created.files)} files"
+            )
+        if not record.reached("created"):
+            self.ledger.advance(
+                record.order_key,
+                "created",
+                order_id=created.order_id,
+                order_name=created.order_name,
+            )
+            self._on_progress(record.order_key, "created")
+        return created
+
+    def _upload(self, key: str, slots: list[Slot], urls: list[str | None]) -> None:
+        expected = {
+            k: rec.fingerprint for k, rec in self.ledger.images(s.image_key for s in slots).items()
+        }
+
+        def put(pair: tuple[Slot, str | None]) -> None:
+            slot, url = pair
+            if url is None:
+                raise RuntimeError(f"MORI gave no upload URL for position {slot.position}")
+            data = self.storage.read_bytes(slot.location)
+            if keys.sha256_fingerprint(data) != expected.get(slot.image_key):
+                raise _SourceChanged(slot)
+            ext = posixpath.splitext(slot.file_name)[1].lstrip(".").lower()
+            self.client.upload(url, data, content_type=CONTENT_TYPES.get(ext))
+
+        with ThreadPoolExecutor(max_workers=self.settings.upload_concurrency) as pool:
+            try:
+                list(pool.map(put, zip(slots, urls, strict=True)))
+            except URLExpiredError as exc:
+                raise _Replace("upload URLs expired before every file was uploaded") from exc
+            except (_SourceChanged, NotFound, OSError) as exc:
+                raise _OrderFailed(
+                    "SOURCE_CHANGED", f"a source changed or vanished: {exc}"
+                ) from exc
+        self.ledger.advance(key, "uploaded")
+
+    def _confirm(self, key: str, order_id: str, slots: list[Slot], urls: list[str | None]) -> None:
+        try:
+            self.client.confirm_order(order_id, idempotency_key=keys.confirm_key(key))
+        except BadRequestError as exc:
+            if exc.code != "FILES_NOT_UPLOADED":
+                raise
+            self._upload(key, slots, urls)  # an upload was lost: put every file again, once
+            self.client.confirm_order(order_id, idempotency_key=keys.confirm_key(key))
+        self.ledger.advance(key, "confirmed")
+        self._on_progress(key, "confirmed")
+
+    def _download(self, record: OrderRecord, slots: list[Slot]) -> OrderResult:
+        assert record.order_id is not None
+        try:
+            archive = self.client.download(self.client.get_download(record.order_id).download_url)
+        except URLExpiredError:  # the link lapsed between issue and use: ask for a fresh one
+            archive = self.client.download(self.client.get_download(record.order_id).download_url)
+        entries = _unzip(archive)
+        result = OrderResult(record.order_key, record.kind, "processed", record.order_id)
+        for slot in slots:
+            result.images[slot.image_key] = self._write_output(slot, entries.get(slot.position))
+        self.ledger.advance(record.order_key, "downloaded")
+        self._on_progress(record.order_key, "downloaded")
+        return result
+
+    def _write_output(self, slot: Slot, data: bytes | None) -> ImageResult:
+        try:
+            if data is None:
+                raise RowError("OUTPUT_MISSING", "MORI's result archive has no file for it")
+            _verify(slot, data)
+        except RowError as exc:
+            self.ledger.image_done(slot.image_key, None, None, exc.code, exc.message)
+            return ImageResult(
+                slot.image_key, "failed", error_code=exc.code, error_message=exc.message
+            )
+        stem, ext = posixpath.splitext(slot.file_name)
+        uri = join(self.settings.output_uri, f"{stem}-{slot.image_key[:8]}{ext}")
+        self.storage.write_bytes(uri, data, CONTENT_TYPES.get(ext.lstrip(".").lower()))
+        digest = hashlib.sha256(data).hexdigest()
+        self.ledger.image_done(slot.image_key, uri, digest)
+        return ImageResult(slot.image_key, "processed", uri, digest)
+
+    def _replace(self, record: OrderRecord, slots: list[Slot], reason: str) -> None:
+        generation = record.generation + 1
+        new_key = keys.order_key((s.image_key for s in slots), generation)
+        self.ledger.replace(record.order_key, new_key, slots, generation)
+        self._on_progress(new_key, f"replaced {record.order_key[:8]}: {reason}")
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def _from_ledger(self, record: OrderRecord, slots: list[Slot]) -> OrderResult:
+        status = "processed" if record.status == "downloaded" else "failed"
+        result = OrderResult(
+            record.order_key,
+            record.kind,
+            status,
+            record.order_id,
+            record.error_code,
+            record.error_message,
+        )
+        for key, img in self.ledger.images(s.image_key for s in slots).items():
+            result.images[key] = ImageResult(
+                key,
+                img.status,
+                img.output_uri,
+                img.output_sha256,
+                img.error_code,
+                img.error_message,
+            )
+        return result
+
+    def _failed(self, record: OrderRecord, slots: list[Slot], code: str, msg: str) -> OrderResult:
+        return self._uniform(record, slots, "failed", code, msg)
+
+    def _pending(self, record: OrderRecord, slots: list[Slot], code: str, msg: str) -> OrderResult:
+        return self._uniform(record, slots, "pending", code, msg)
+
+    @staticmethod
+    def _uniform(
+        record: OrderRecord, slots: list[Slot], status: str, code: str, msg: str
+    ) -> OrderResult:
+        result = OrderResult(record.order_key, record.kind, status, record.order_id, code, msg)
+        for slot in slots:
+            result.images[slot.image_key] = ImageResult(
+                slot.image_key, status, error_code=code, error_message=msg
+            )
+        return result
+
+
+class _Replace(Exception):
+    """The order can no longer be confirmed as created; replace it with a new generation."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class _OrderFailed(Exception):
+    """The order cannot succeed; its images fail with ``code``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code, self.message = code, message
+        super().__init__(f"{code}: {message}")
+
+
+class _SourceChanged(Exception):
+    def __init__(self, slot: Slot) -> None:
+        super().__init__(f"{slot.location} no longer has the bytes that were planned")
+
+
+def _unzip(archive: bytes) -> dict[int, bytes]:
+    """Result entries by position: the archive holds ``{index}/{fileName}`` per file."""
+    out: dict[int, bytes] = {}
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        for info in zf.infolist():
+            head = info.filename.split("/", 1)[0]
+            if not info.is_dir() and head.isdigit():
+                out[int(head)] = zf.read(info)
+    return out
+
+
+def _verify(slot: Slot, data: bytes) -> None:
+    """The output decodes, in an accepted format, with the source's dimensions."""
+    try:
+        facts = inspect_image(data)
+    except RowError as exc:
+        raise RowError("OUTPUT_INVALID", f"MORI's output does not decode: {exc.message}") from exc
+    if slot.width is not None and (facts.width, facts.height) != (slot.width, slot.height):
+        raise RowError(
+            "OUTPUT_DIMENSIONS",
+            f"output is {facts.width}x{facts.height}, source is {slot.width}x{slot.height}",
+        )

@@ -1,0 +1,86 @@
+"""Planning: split the images a run must send into deterministic orders of at most 100.
+
+The plan is a pure function of the *set* of new images: sorted by image key, split by kind
+(uploaded files vs public URLs, which use different endpoints), chunked. The same images give
+the same orders and the same idempotency keys whatever the manifest's row order. Images the
+ledger already holds are never planned again: they are skipped (done) or re-attached to the
+order that holds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mori import keys
+from mori.batch.ledger import ImageRecord, Ledger, Slot
+from mori.batch.manifest import Item
+from mori.models import MAX_FILES_PER_ORDER
+
+
+@dataclass(frozen=True)
+class PlannedOrder:
+    """An order the run will create (or resume): its key, kind and images in position order."""
+
+    order_key: str
+    kind: str  # "upload" | "url"
+    slots: tuple[Slot, ...]
+    generation: int = 0
+
+
+def order_kind(item: Item) -> str:
+    """``url`` rows go through ``/orders/with-urls``; files and S3 objects are uploaded."""
+    return "url" if item.kind == "url" else "upload"
+
+
+def plan_orders(items: Sequence[Item], max_files: int = MAX_FILES_PER_ORDER) -> list[PlannedOrder]:
+    """Deterministic chunks of ≤ ``max_files`` new images, per kind, ordered by image key."""
+    if not 1 <= max_files <= MAX_FILES_PER_ORDER:
+        raise ValueError(f"max_files must be 1..{MAX_FILES_PER_ORDER}")
+    orders: list[PlannedOrder] = []
+    for kind in ("upload", "url"):
+        chosen = sorted(
+            (it for it in items if it.image_key and order_kind(it) == kind),
+            key=lambda it: it.image_key or "",
+        )
+        for start in range(0, len(chosen), max_files):
+            chunk = chosen[start : start + max_files]
+            slots = tuple(
+                Slot(
+                    i,
+                    it.image_key or "",
+                    it.file_name or "",
+                    it.location or "",
+                    it.width,
+                    it.height,
+                )
+                for i, it in enumerate(chunk)
+            )
+            orders.append(PlannedOrder(keys.order_key(s.image_key for s in slots), kind, slots))
+    return orders
+
+
+@dataclass
+class Triage:
+    """What a run does with each valid row, given what the ledger already knows."""
+
+    new: list[Item]  # never seen: to be planned into new orders
+    resume: list[str]  # keys of open orders (from earlier runs) holding some of the rows
+    known: dict[str, ImageRecord]  # image key -> the ledger's record, for rows seen before
+
+
+def triage(items: Sequence[Item], ledger: Ledger) -> Triage:
+    """Split valid rows into new images and images the ledger already holds."""
+    valid = [it for it in items if it.ok and it.image_key]
+    known = ledger.images(it.image_key or "" for it in valid)
+    new = [it for it in valid if it.image_key not in known]
+    open_keys = {rec.order_key for rec in known.values() if rec.status == "planned"}
+    resume = [o.order_key for o in ledger.open_orders() if o.order_key in open_keys]
+    return Triage(new, resume, known)
+
+
+def record_intent(orders: Sequence[PlannedOrder], items: Sequence[Item], ledger: Ledger) -> None:
+    """Commit each planned order's images to the ledger before anything is sent to MORI."""
+    fingerprints = {it.image_key: it.fingerprint or "" for it in items if it.image_key}
+    for order in orders:
+        ledger.plan(order.order_key, order.kind, order.slots, fingerprints, order.generation)

@@ -1,0 +1,96 @@
+"""The webhook receiver: verify, record once, answer fast (DESIGN invariant 7).
+
+``POST /webhooks/mori`` reads the raw body (at most :data:`MAX_BODY` bytes → 413 past that),
+verifies ``X-Mori-Signature`` over those exact bytes in constant time (bad or missing → 401,
+nothing recorded), then parses the event (malformed → 400) and records it in the ledger keyed by
+``eventId`` (a duplicate delivery is acknowledged and ignored). Only after that is recorded does
+it call ``on_event`` (e.g. start a Prefect ``finalize`` run), and a failure there never turns a
+recorded delivery into an error MORI would retry. It answers well inside MORI's 5 s deadline.
+
+Nothing secret is stored: the event's presigned ``downloadUrl`` is dropped before recording.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from mori.batch.ledger import Ledger
+from mori.errors import SignatureVerificationError
+from mori.models import PROCESSED_EVENT_TYPES, WebhookEvent
+from mori.webhooks import SIGNATURE_HEADER, verify
+
+MAX_BODY = 64 * 1024
+PATH = "/webhooks/mori"
+log = logging.getLogger("mori.receiver")
+
+EventHook = Callable[[WebhookEvent, bool], None]
+
+
+def create_app(
+    ledger: Ledger, secret: Callable[[], str | None], on_event: EventHook | None = None
+) -> FastAPI:
+    """The receiver app. ``secret`` is read per request, so a rotated secret applies at once."""
+    app = FastAPI(title="mori-pipeline webhook receiver", docs_url=None, redoc_url=None)
+    app.state.received = 0
+    app.state.duplicates = 0
+    app.state.rejected = 0
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, object]:
+        return {
+            "ok": True,
+            "received": app.state.received,
+            "duplicates": app.state.duplicates,
+            "rejected": app.state.rejected,
+        }
+
+    @app.post(PATH)
+    async def receive(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+            return _reject(app, 413, "body too large")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return _reject(app, 413, "body too large")
+        key = secret()
+        if not key:
+            return _reject(app, 503, "no webhook secret configured")
+        try:
+            verify(body, request.headers.get(SIGNATURE_HEADER), key)
+        except SignatureVerificationError as exc:
+            return _reject(app, 401, str(exc))
+        try:
+            event = WebhookEvent.model_validate_json(body)
+        except ValidationError:
+            return _reject(app, 400, "body is not a MORI event")
+        if event.event_type not in PROCESSED_EVENT_TYPES:
+            return JSONResponse({"ok": True, "ignored": event.event_type}, status_code=202)
+        payload = event.model_dump(mode="json", by_alias=True)
+        payload["data"].pop("downloadUrl", None)
+        new = ledger.record_event(
+            event.event_id, event.event_type, event.data.order_id, event.data.status, payload
+        )
+        app.state.received += 1
+        if not new:
+            app.state.duplicates += 1
+        if on_event is not None:
+            try:
+                on_event(event, new)
+            except Exception:
+                log.exception("on_event hook failed for event %s (recorded)", event.event_id)
+        return JSONResponse({"ok": True, "duplicate": not new})
+
+    return app
+
+
+def _reject(app: FastAPI, status: int, reason: str) -> Response:
+    app.state.rejected += 1
+    log.warning("webhook rejected (%s): %s", status, reason)
+    return JSONResponse({"ok": False, "error": reason}, status_code=status)

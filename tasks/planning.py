@@ -1,0 +1,19 @@
+"""Decide what a run sends: skip known images, resume open orders, plan and record new ones."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from mori.batch.ledger import Ledger
+from mori.batch.manifest import Item
+from mori.batch.plan import Triage, plan_orders, record_intent, triage
+
+
+@task(name="plan-orders", cache_policy=NO_CACHE)
+def plan_run(items: list[Item], ledger: Ledger, order_size: int) -> tuple[Triage, list[str]]:
+    """The triage of the rows and the keys of every order to drive (resumed first)."""
+    found = triage(items, ledger)
+    planned = plan_orders(found.new, order_size)
+    record_intent(planned, items, ledger)  # intent is durable before any order exists
+    return found, found.resume + [o.order_key for o in planned]
