@@ -74,7 +74,7 @@ class OrderFile(_Model):
 
     file_id: int = Field(alias="fileId")
     file_name: str = Field(alias="fileName")
-    upload_url: str | None = Field(default=None, alias="uploadUrl")
+    upload_url: str | None = Field(default=None, alias="uploadUrl", repr=False)
     file_key: str | None = Field(default=None, alias="fileKey")
 
 
@@ -119,14 +119,14 @@ class OrderInfo(_Model):
 class DownloadInfo(_Model):
     """``data`` of ``GET /api/v2/orders/{orderId}/download``."""
 
-    download_url: str = Field(alias="downloadUrl")
+    download_url: str = Field(alias="downloadUrl", repr=False)
     expires_at: datetime | None = Field(default=None, alias="expiresAt")
 
 
 class WebhookSecret(_Model):
     """``data`` of ``POST /api/v2/webhook``."""
 
-    secret: str
+    secret: str = Field(repr=False)
 
 
 class WebhookInfo(_Model):
@@ -143,7 +143,7 @@ class EventData(_Model):
     created_at: datetime | None = Field(default=None, alias="createdAt")
     completed_at: datetime | None = Field(default=None, alias="completedAt")
     failed_at: datetime | None = Field(default=None, alias="failedAt")
-    download_url: str | None = Field(default=None, alias="downloadUrl")
+    download_url: str | None = Field(default=None, alias="downloadUrl", repr=False)
     error: OrderError | None = None
 
 
