@@ -15,6 +15,7 @@ only ever added (never renamed or retyped) within a major version.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -123,17 +124,30 @@ def to_arrow(table: str, rows: Sequence[dict[str, Any]]) -> pa.Table:
             frame[fld.name] = pd.to_datetime(frame[fld.name], utc=True, format="ISO8601")
     frame["schema_version"] = SCHEMA_VERSION
     extras = [c for c in frame.columns if c not in schema.names]
+    for name in extras:
+        if _extra_type(frame[name]) == pa.string():
+            frame[name] = frame[name].map(_as_text)
     fields = list(schema) + [pa.field(c, _extra_type(frame[c])) for c in extras]
     full = pa.schema(fields)
     return pa.Table.from_pandas(frame[full.names], schema=full, preserve_index=False)
 
 
 def _extra_type(column: pd.Series) -> pa.DataType:
+    """Numbers and booleans keep their type; anything else (mixed, nested, text) is text."""
     try:
         inferred = pa.array(column, from_pandas=True).type
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return pa.string()
-    return pa.string() if pa.types.is_null(inferred) else inferred
+    keep = pa.types.is_integer(inferred) or pa.types.is_floating(inferred)
+    return inferred if keep or pa.types.is_boolean(inferred) else pa.string()
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
 
 
 def write_table(
@@ -146,27 +160,8 @@ def write_table(
 ) -> str:
     """Write one run's rows of ``table`` as one Parquet file, atomically; return its URI."""
     arrow = to_arrow(table, rows)
-    if len(arrow.schema.names) > len(SCHEMAS[table].names):  # extra columns: keep as strings
-        arrow = _stringify_extras(arrow, SCHEMAS[table])
     buffer = io.BytesIO()
     pq.write_table(arrow, buffer, compression="zstd")
     uri = table_uri(audit_uri, table, run_date, run_id)
     storage.write_bytes(uri, buffer.getvalue(), "application/vnd.apache.parquet")
     return uri
-
-
-def _stringify_extras(arrow: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Manifest columns may hold anything; keep numbers and booleans, store the rest as text."""
-    for i, fld in enumerate(arrow.schema):
-        if fld.name in schema.names:
-            continue
-        if not (
-            pa.types.is_integer(fld.type)
-            or pa.types.is_floating(fld.type)
-            or pa.types.is_boolean(fld.type)
-            or pa.types.is_string(fld.type)
-        ):
-            arrow = arrow.set_column(
-                i, pa.field(fld.name, pa.string()), arrow.column(i).cast(pa.string())
-            )
-    return arrow

@@ -259,7 +259,7 @@ class Ledger:
 
     def advance(self, order_key: str, status: str, **fields: Any) -> None:
         """Move an order to ``status`` (stamping ``<status>_at``) and set ``fields``."""
-        stamp = f"{status}_at"
+        stamp = {"complete": "completed_at"}.get(status, f"{status}_at")
         at = now_iso()
         if stamp in OrderRecord.__dataclass_fields__:
             fields.setdefault(stamp, at)

@@ -16,6 +16,7 @@ import io
 import ipaddress
 import os
 import posixpath
+import socket
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -259,14 +260,15 @@ def _check_url(url: str, options: ValidationOptions) -> str:
 
 
 def _is_internal_host(host: str) -> bool:
+    host = host.rstrip(".")
     if host == "localhost" or host.endswith(_INTERNAL_HOST_SUFFIXES):
         return True
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        try:  # decimal / hex / octal shorthand like 2130706433 or 0x7f.1
-            address = ipaddress.ip_address(int(host, 0))
-        except ValueError:
+        try:  # shorthand, decimal, hex and octal spellings: 127.1, 2130706433, 0x7f.1, 0177.0.0.1
+            address = ipaddress.ip_address(socket.inet_aton(host))
+        except OSError:
             return False
     return not address.is_global or address.is_multicast
 
@@ -275,8 +277,9 @@ def _resolve_path(source: str, base_dir: str) -> str:
     if is_s3(base_dir):
         if os.path.isabs(source):
             raise RowError("INVALID_SOURCE", "absolute paths need a local manifest")
-        joined = posixpath.normpath(posixpath.join(split_s3(base_dir)[1], source))
-        if joined.startswith(".."):
+        folder = split_s3(base_dir)[1].rstrip("/")
+        joined = posixpath.normpath(posixpath.join(folder, source))
+        if (folder and not joined.startswith(folder + "/")) or joined.startswith(".."):
             raise RowError("PATH_TRAVERSAL", f"{source} points outside the manifest's folder")
         return f"s3://{split_s3(base_dir)[0]}/{joined}"
     if "\x00" in source:
