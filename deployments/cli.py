@@ -106,9 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from mori.emulator.server import run
-
     from mori.emulator.config import EmulatorConfig
+    from mori.emulator.server import run
 
     config = EmulatorConfig(
         api_keys=frozenset(args.api_key or [os.environ.get("MORI_API_KEY") or "test-key"]),

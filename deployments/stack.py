@@ -13,6 +13,7 @@ import functools
 import http.server
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -20,12 +21,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mori.emulator.server import EmulatorServer
-
 from mori.batch.ledger import Ledger
 from mori.client import MoriClient
 from mori.emulator.config import EmulatorConfig
 from mori.emulator.s3server import LocalS3
+from mori.emulator.server import EmulatorServer
 from mori.receiver import PATH, create_app
 from mori.serving import ThreadedServer, free_port
 
@@ -101,6 +101,7 @@ class LocalStack:
             faults=self.faults,
             seed=self.seed,
             s3_endpoint_url=self.s3.endpoint_url,
+            first_order_id=int(time.time() * 1000),  # ids never repeat across restarts
         )
         self.emulator = enter(EmulatorServer(config))
         enter(

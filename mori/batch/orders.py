@@ -156,7 +156,7 @@ class OrderProcessor:
         name = f"{self.settings.order_name_prefix}-{record.order_key[:8]}"[:64]
         if record.kind == "url":
             created = self.client.create_url_order(
-                [UrlFileSpec(fileName=s.file_name, originalFileUrl=s.location) for s in slots],
+                [UrlFileSpec(file_name=s.file_name, original_file_url=s.location) for s in slots],
                 idempotency_key=record.order_key,
                 order_name=name,
                 options=self.settings.options,

@@ -57,8 +57,13 @@ class Storage:
         with self._lock:
             if self._s3 is None:
                 import boto3
+                from botocore.config import Config
 
-                self._s3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
+                self._s3 = boto3.client(
+                    "s3",
+                    endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
+                    config=Config(max_pool_connections=64, retries={"mode": "standard"}),
+                )
             return self._s3
 
     def read_bytes(self, uri: str) -> bytes:

@@ -21,8 +21,13 @@ def demo(prefect: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, o
     workdir = tmp_path_factory.mktemp("demo")
     first, first_stats = run_demo(workdir, COUNT, processing_seconds=0.2)
     second, second_stats = run_demo(workdir, COUNT, processing_seconds=0.2)
-    return {"workdir": workdir, "first": first, "first_stats": first_stats,
-            "second": second, "second_stats": second_stats}
+    return {
+        "workdir": workdir,
+        "first": first,
+        "first_stats": first_stats,
+        "second": second,
+        "second_stats": second_stats,
+    }
 
 
 def audit_images(workdir: Path) -> pd.DataFrame:

@@ -1,0 +1,304 @@
+"""Fixtures for the emulator tests: local S3, emulator servers, an API client, test images,
+an image host for with-urls and a webhook receiver. Everything runs over real HTTP."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from mori.emulator import EmulatorConfig, EmulatorServer, LocalS3
+from mori.webhooks import SIGNATURE_HEADER, is_valid
+
+API_KEY = "test-key"
+OTHER_KEY = "other-key"
+
+
+class FakeClock:
+    """A settable clock: ``clock()`` reads it, ``advance(s)`` moves it forward."""
+
+    def __init__(self, start: float = 1_780_000_000.0) -> None:
+        self.now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it holds (fail after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def wait_stat(server: EmulatorServer, name: str, value: int, timeout: float = 10.0) -> None:
+    """Wait until the server's counter ``name`` reaches ``value``."""
+    wait_until(lambda: server.stats()[name] >= value, timeout)
+    assert server.stats()[name] == value
+
+
+# -- images -----------------------------------------------------------------------------------
+
+
+def make_image(fmt: str = "PNG", mode: str = "RGB", size: tuple[int, int] = (48, 32)) -> bytes:
+    """A smooth test image (gradient plus a little texture) encoded as ``fmt``."""
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width]
+    base = (x * 200 // max(width - 1, 1) + y * 40 // max(height - 1, 1)) % 256
+    bands = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "CMYK": 4}[mode]
+    layers = [(base + 37 * band) % 256 for band in range(bands)]
+    if mode in ("RGBA", "LA"):
+        layers[-1] = np.where(x < width // 2, 255, 90)
+    array = np.stack(layers, axis=-1).astype(np.uint8)
+    image = Image.frombytes(mode, size, array.tobytes())
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+# -- servers ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[LocalS3]:
+    """One local S3 endpoint for the whole emulator test session."""
+    with LocalS3() as server:
+        yield server
+
+
+def start_emulator(s3: LocalS3, **overrides: Any) -> EmulatorServer:
+    """A started emulator with fast test defaults and its own bucket."""
+    settings: dict[str, Any] = {
+        "api_keys": frozenset({API_KEY, OTHER_KEY}),
+        "processing_seconds": 0.05,
+        "webhook_retry_delays": (0.05, 0.05, 0.05),
+        "webhook_timeout": 2.0,
+        "s3_endpoint_url": s3.endpoint_url,
+        "s3_bucket": f"emu-{uuid.uuid4().hex[:12]}",
+    }
+    settings.update(overrides)
+    return EmulatorServer(EmulatorConfig(**settings)).start()
+
+
+@pytest.fixture(scope="module")
+def server(s3: LocalS3) -> Iterator[EmulatorServer]:
+    """A shared emulator with default (fast) settings; tests must not assume its counters."""
+    emulator = start_emulator(s3)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def make_server(s3: LocalS3) -> Iterator[Callable[..., EmulatorServer]]:
+    """Start emulators with custom settings; all are stopped after the test."""
+    started: list[EmulatorServer] = []
+
+    def make(**overrides: Any) -> EmulatorServer:
+        emulator = start_emulator(s3, **overrides)
+        started.append(emulator)
+        return emulator
+
+    yield make
+    for emulator in started:
+        emulator.stop()
+
+
+# -- API client -------------------------------------------------------------------------------
+
+
+class Api:
+    """A small synchronous MORI client for tests (no retries: every answer is visible).
+
+    Every client is closed after the test that made it (see ``_close_clients``).
+    """
+
+    opened: ClassVar[list[Api]] = []
+
+    def __init__(self, base_url: str, key: str = API_KEY, timeout: float = 10.0) -> None:
+        self.http = httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout
+        )
+        Api.opened.append(self)
+
+    def create(self, names: list[str], key: str | None = None, **body: Any) -> httpx.Response:
+        """``POST /api/v2/orders``."""
+        files = [{"fileName": name} for name in names]
+        return self.post("/api/v2/orders", {"files": files, **body}, key)
+
+    def post(self, path: str, body: Any, key: str | None = None) -> httpx.Response:
+        """POST JSON with a (fresh unless given) idempotency key."""
+        headers = {"X-Idempotency-Key": key or str(uuid.uuid4())}
+        return self.http.post(path, json=body, headers=headers)
+
+    def confirm(self, order_id: str, key: str | None = None) -> httpx.Response:
+        """``POST /api/v2/orders/confirm``."""
+        return self.post("/api/v2/orders/confirm", {"orderId": order_id}, key)
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        """``GET /api/v2/orders/{orderId}`` data."""
+        response = self.http.get(f"/api/v2/orders/{order_id}")
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()["data"]
+        return data
+
+    def wait_finished(self, order_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Poll until the order is complete or failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.order(order_id)
+            if info["status"] in ("complete", "failed"):
+                return info
+            assert time.monotonic() < deadline, f"order {order_id} still {info['status']}"
+            time.sleep(0.02)
+
+    def submit(self, files: dict[str, bytes]) -> str:
+        """Create, upload every file and confirm; the order id."""
+        created = self.create(list(files))
+        assert created.status_code == 200, created.text
+        data = created.json()["data"]
+        for spec, content in zip(data["files"], files.values(), strict=True):
+            assert httpx.put(spec["uploadUrl"], content=content).status_code == 200
+        confirmed = self.confirm(data["orderId"])
+        assert confirmed.status_code == 200, confirmed.text
+        order_id: str = data["orderId"]
+        return order_id
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Close the test's :class:`Api` clients."""
+    yield
+    while Api.opened:
+        Api.opened.pop().http.close()
+
+
+@pytest.fixture
+def api(server: EmulatorServer) -> Api:
+    """A client of the shared emulator."""
+    return Api(server.url)
+
+
+# -- tiny HTTP servers: an image host and a webhook receiver ------------------------------------
+
+
+class _Quiet(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No request logging in tests."""
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    return httpd
+
+
+@dataclass
+class ImageHost:
+    """Serves ``files`` (path -> bytes) at ``base_url``; unknown paths are 404."""
+
+    files: dict[str, bytes]
+    httpd: ThreadingHTTPServer
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.httpd.server_address[1]}"
+
+
+@pytest.fixture
+def image_host() -> Iterator[ImageHost]:
+    """A local HTTP server of test images."""
+    files: dict[str, bytes] = {}
+
+    class Handler(_Quiet):
+        def do_GET(self) -> None:
+            body = files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+    httpd = _serve(Handler)
+    yield ImageHost(files, httpd)
+    httpd.shutdown()
+
+
+@dataclass
+class Received:
+    """One webhook request as the receiver saw it."""
+
+    body: bytes
+    signature: str | None
+    status: int
+
+
+@dataclass
+class WebhookReceiver:
+    """Records deliveries; answers ``statuses`` in turn (then 200), 401 on a bad signature."""
+
+    httpd: ThreadingHTTPServer
+    statuses: list[int] = field(default_factory=list)
+    secret: str | None = None
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+
+    def answer(self, body: bytes, signature: str | None) -> int:
+        with self.lock:
+            if self.secret is not None and not is_valid(body, signature, self.secret):
+                status = 401
+            else:
+                status = self.statuses.pop(0) if self.statuses else 200
+            self.received.append(Received(body, signature, status))
+        return status
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """Block until ``count`` requests arrived; all of them."""
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count:
+            assert time.monotonic() < deadline, f"got {len(self.received)} of {count} webhooks"
+            time.sleep(0.02)
+        with self.lock:
+            return list(self.received)
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A local webhook receiver."""
+    state: list[WebhookReceiver] = []
+
+    class Handler(_Quiet):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            status = state[0].answer(body, self.headers.get(SIGNATURE_HEADER))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    hook = WebhookReceiver(_serve(Handler))
+    state.append(hook)
+    yield hook
+    hook.httpd.shutdown()
