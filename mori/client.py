@@ -211,10 +211,13 @@ class MoriClient:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Self:
         """A client configured from ``MORI_API_URL`` (default ``https://morimori.app``),
-        ``MORI_API_KEY`` and ``MORI_RATE_LIMIT_RPM`` (unset, empty or ``0`` = no client-side
-        limit). ``kwargs`` go to the constructor and win over the environment."""
+        ``MORI_API_KEY``, ``MORI_RATE_LIMIT_RPM`` (unset, empty or ``0`` = no client-side
+        limit) and ``MORI_TIMEOUT_SECONDS`` (default 30). ``kwargs`` go to the constructor and
+        win over the environment."""
         source = os.environ if env is None else env
         kwargs.setdefault("base_url", source.get("MORI_API_URL") or DEFAULT_BASE_URL)
+        if "timeout" not in kwargs and source.get("MORI_TIMEOUT_SECONDS"):
+            kwargs["timeout"] = float(source["MORI_TIMEOUT_SECONDS"])
         kwargs.setdefault("api_key", source.get("MORI_API_KEY") or None)
         if "rate_limiter" not in kwargs:
             raw = (source.get("MORI_RATE_LIMIT_RPM") or "0").strip()
