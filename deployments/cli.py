@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         help="host[:port] the emulator may fetch for with-urls (repeatable)",
     )
 
+    rep = sub.add_parser("report", help="the data-team report on the audit tables")
+    rep.add_argument("--audit", default="data/demo/audit", help="audit folder or s3:// prefix")
+    rep.add_argument("--out", help="report folder or s3:// prefix (default <audit>/../report)")
+    rep.add_argument("--days", type=int, help="only the last N run dates (UTC)")
+
     rec = sub.add_parser("receiver", help="run the webhook receiver")
     rec.add_argument("--host", default="127.0.0.1")
     rec.add_argument("--port", type=int, default=8901)
@@ -142,11 +147,23 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from flows.report import main_report
+
+    return main_report(args.audit, args.out, args.days)
+
+
 def _exit_code(summary: Any) -> int:
     return 2 if summary.count("failed") or summary.count("pending") else 0
 
 
-COMMANDS = {"demo": cmd_demo, "run": cmd_run, "emulator": cmd_emulator, "receiver": cmd_receiver}
+COMMANDS = {
+    "demo": cmd_demo,
+    "run": cmd_run,
+    "emulator": cmd_emulator,
+    "receiver": cmd_receiver,
+    "report": cmd_report,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

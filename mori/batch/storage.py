@@ -117,6 +117,7 @@ class Storage:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs and reports are meant to be read
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
