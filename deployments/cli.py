@@ -53,10 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="report folder or s3:// prefix (default <audit>/../report)")
     rep.add_argument("--days", type=int, help="only the last N run dates (UTC)")
 
-    rec = sub.add_parser("receiver", help="run the webhook receiver")
-    rec.add_argument("--host", default="127.0.0.1")
-    rec.add_argument("--port", type=int, default=8901)
-    rec.add_argument("--ledger", help="ledger file (default $MORI_LEDGER_PATH)")
+    from deployments import bootstrap, receiver
+
+    boot = sub.add_parser("bootstrap", help="create the Prefect work pool, rate limit, variables")
+    bootstrap.add_arguments(boot)
+    rec = sub.add_parser("receiver", help="run the webhook receiver; finalize once per order")
+    receiver.add_arguments(rec)
     return parser
 
 
@@ -127,24 +129,16 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from deployments.bootstrap import run
+
+    return run(args)
+
+
 def cmd_receiver(args: argparse.Namespace) -> int:
-    import uvicorn
+    from deployments.receiver import run
 
-    from mori.batch.ledger import Ledger
-    from mori.receiver import create_app
-
-    ledger_path = args.ledger or os.environ.get("MORI_LEDGER_PATH")
-    if not ledger_path:
-        print(
-            "error: give --ledger or set MORI_LEDGER_PATH (the run's ledger file)", file=sys.stderr
-        )
-        return 1
-    if not os.environ.get("MORI_WEBHOOK_SECRET"):
-        print("error: MORI_WEBHOOK_SECRET is not set", file=sys.stderr)
-        return 1
-    app = create_app(Ledger(ledger_path), lambda: os.environ.get("MORI_WEBHOOK_SECRET"))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
-    return 0
+    return run(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -163,6 +157,7 @@ COMMANDS = {
     "emulator": cmd_emulator,
     "receiver": cmd_receiver,
     "report": cmd_report,
+    "bootstrap": cmd_bootstrap,
 }
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from tasks.audit import write_audit
 from tasks.manifest import load_manifest
 from tasks.orders import process_order
 from tasks.planning import plan_run
+from tasks.ratelimit import client_from_env
 
 MAX_CONCURRENT_ORDERS = 32
 
@@ -55,7 +56,15 @@ def protect(
     ] = None,
     order_size: Annotated[int, Field(ge=1, le=100, description="Images per order")] = 100,
     max_concurrent_orders: Annotated[int, Field(ge=1, le=MAX_CONCURRENT_ORDERS)] = 4,
-    wait_timeout_seconds: Annotated[float, Field(ge=0, le=7 * 86400)] = 1800,
+    wait_timeout_seconds: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=7 * 86400,
+            description="Seconds to wait per order for MORI; 0 = only submit "
+            "(finalize/reconcile complete the orders)",
+        ),
+    ] = 1800,
     poll_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0,
     completion: Completion = "auto",
     allowed_private_hosts: Annotated[list[str], Field(max_length=64)] = [],  # noqa: B006
@@ -80,7 +89,7 @@ def protect(
     if isinstance(items, ManifestError):
         log.error("%s", items)
         return Failed(message=str(items))  # type: ignore[return-value]
-    with Runtime(config, storage) as rt:
+    with Runtime(config, storage, client_from_env()) as rt:
         found, order_keys = plan_run(items, rt.ledger, config.order_size)
         log.info(
             "%d rows: %d new images in %d orders to drive, %d bad rows",
