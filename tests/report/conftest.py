@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -28,28 +27,6 @@ def audit(tmp_path: Path) -> Path:
 @pytest.fixture
 def report(audit: Path) -> Report:
     return build_report(load_audit(str(audit)))
-
-
-@pytest.fixture(scope="session")
-def prefect() -> Iterator[None]:
-    """Prefect's test harness (temporary SQLite API server), heartbeat floor removed."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    with (
-        prefect_test_harness(server_startup_timeout=60),
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-    ):
-        yield
-
-
-@pytest.fixture(autouse=True)
-def prefect_logs_to_caplog() -> Iterator[None]:
-    """Prefect's logger does not propagate; let caplog see its records."""
-    logger = logging.getLogger("prefect")
-    logger.propagate = True
-    yield
-    logger.propagate = False
 
 
 @pytest.fixture(scope="session")

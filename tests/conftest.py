@@ -1,4 +1,4 @@
-"""One Prefect test harness (temporary SQLite API server) for every end-to-end test."""
+"""Shared fixtures: one Prefect test harness (temporary SQLite API server) for the session."""
 
 from __future__ import annotations
 
