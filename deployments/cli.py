@@ -91,6 +91,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not 1 <= args.order_size <= 100:
         print("error: --order-size must be 1..100", file=sys.stderr)
         return 1
+    from mori.batch.manifest import ManifestError, read_manifest
+    from mori.batch.runtime import RunConfig
+    from mori.batch.storage import Storage
+
+    try:  # a whole-manifest problem: one line, before any Prefect run or server starts
+        read_manifest(RunConfig.resolve(args.manifest).manifest_uri, Storage())
+    except ManifestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     from deployments.demo import print_summary
     from flows.protect import protect
 

@@ -8,11 +8,13 @@ and it resumes where the ledger says, without a second order or a second confirm
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import posixpath
+import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +26,7 @@ from mori.batch.manifest import RowError, inspect_image
 from mori.batch.storage import NotFound, Storage, join
 from mori.client import MoriClient
 from mori.errors import BadRequestError, ConflictError, URLExpiredError
-from mori.models import UrlFileSpec
+from mori.models import OrderError, UrlFileSpec
 
 CONTENT_TYPES = {
     "jpg": "image/jpeg",
@@ -109,6 +111,20 @@ class OrderProcessor:
                 raise
             self._replace(record, slots, rep.reason)
             return self.process(order_key)
+        except _Split as split:  # some files failed at MORI: fail them, send the rest again
+            failed = {}
+            for slot, err in split.culprits:
+                code, msg = err.code or "FILE_FAILED", err.message or "MORI could not process it"
+                self.ledger.image_done(slot.image_key, None, None, code, msg)
+                failed[slot.image_key] = ImageResult(
+                    slot.image_key, "failed", error_code=code, error_message=msg
+                )
+            survivors = [s for s in slots if s.image_key not in failed]
+            survivors = [dataclasses.replace(s, position=i) for i, s in enumerate(survivors)]
+            self._replace(record, survivors, f"{len(failed)} of {len(slots)} files failed")
+            result = self.process(order_key)
+            result.images.update(failed)
+            return result
         except (BadRequestError, ConflictError) as exc:  # MORI refused the order itself
             self.ledger.fail_order(record.order_key, exc.code or "REJECTED", exc.message)
             result = self._failed(record, slots, exc.code or "REJECTED", exc.message)
@@ -141,6 +157,9 @@ class OrderProcessor:
                 err = info.errors[0] if info.errors else None
                 code = (err.code if err else None) or "ORDER_FAILED"
                 message = (err.message if err else None) or "MORI reported the order as failed"
+                culprits = _culprits(info.errors or [], slots)
+                if culprits and len(culprits) < len(slots):
+                    raise _Split(culprits)
                 self.ledger.fail_order(key, code, message)
                 return self._failed(self.ledger.order(key), slots, code, message)
             if status != "complete":
@@ -303,6 +322,30 @@ class _Replace(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class _Split(Exception):
+    """MORI failed the order because of some of its files; the others deserve a new order."""
+
+    def __init__(self, culprits: list[tuple[Slot, OrderError]]) -> None:
+        self.culprits = culprits
+        super().__init__(f"{len(culprits)} files failed")
+
+
+#: MORI names each failed file in the order's ``errors``: ``{index}/{fileName}: ...``.
+_FILE_ERROR = re.compile(r"(\d+)/")
+
+
+def _culprits(errors: Sequence[OrderError], slots: Sequence[Slot]) -> list[tuple[Slot, OrderError]]:
+    """The slots that MORI's per-file errors name (by position and file name)."""
+    by_position = {s.position: s for s in slots}
+    found: dict[int, tuple[Slot, OrderError]] = {}
+    for err in errors:
+        match = _FILE_ERROR.match(err.message or "")
+        slot = by_position.get(int(match.group(1))) if match else None
+        if slot is not None and (err.message or "").startswith(f"{slot.position}/{slot.file_name}"):
+            found[slot.position] = (slot, err)
+    return list(found.values())
 
 
 class _OrderFailed(Exception):

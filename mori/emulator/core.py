@@ -89,6 +89,11 @@ class Emulator:
             error=None if complete else summarise(order.errors),
         )
 
+    def set_faults(self, spec: str, seed: int | None = None) -> None:
+        """Swap the fault plan (e.g. another one for a rerun); orders and idempotency stay."""
+        self.faults = FaultInjector(spec, self.config.seed if seed is None else seed, self.stats)
+        self.webhooks.faults = self.faults
+
     def begin_shutdown(self) -> None:
         """Signal every wait (processing delays, webhook retries, ``timeout`` faults) to end."""
         self.stop_event.set()

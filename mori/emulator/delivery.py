@@ -55,7 +55,7 @@ class WebhookDispatcher:
         stop: threading.Event,
     ) -> None:
         self._config = config
-        self._faults = faults
+        self.faults = faults
         self._stats = stats
         self._stop = stop
         self._lock = threading.Lock()
@@ -90,7 +90,7 @@ class WebhookDispatcher:
             self._stats.incr("webhooks_unregistered")
             return
         delivery = self._delivery(registration, data)
-        fault = self._faults.decide(WEBHOOK)
+        fault = self.faults.decide(WEBHOOK)
         if fault == "lose":
             return
         if fault == "reorder":

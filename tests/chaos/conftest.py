@@ -1,0 +1,34 @@
+"""One Prefect test harness for the chaos tests (the pattern of ``tests/e2e/conftest.py``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def prefect() -> Iterator[str]:
+    """Prefect's test harness (temporary SQLite API server); yields its API URL for children."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    with (
+        prefect_test_harness(server_startup_timeout=60),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
+        yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture(autouse=True)
+def prefect_logs_to_caplog() -> Iterator[None]:
+    """Prefect's logger does not propagate; let caplog (and the secrets test) see its records."""
+    logger = logging.getLogger("prefect")
+    logger.propagate = True
+    yield
+    logger.propagate = False
