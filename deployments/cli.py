@@ -32,6 +32,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-concurrent-orders", type=int, default=4)
     run.add_argument("--wait-timeout", type=float, default=1800, help="seconds to wait per order")
     run.add_argument("--completion", choices=["auto", "webhook", "poll"], default="auto")
+    run.add_argument(
+        "--webhook-grace",
+        type=float,
+        default=30.0,
+        help="seconds to wait for a webhook before polling",
+    )
+    run.add_argument(
+        "--allow-private-url-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="let URL rows name this internal host (e.g. a test server; repeatable)",
+    )
 
     emu = sub.add_parser("emulator", help="run the local MORI API emulator")
     emu.add_argument("--host", default="127.0.0.1")
@@ -110,6 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         order_size=args.order_size,
         max_concurrent_orders=args.max_concurrent_orders,
         wait_timeout_seconds=args.wait_timeout,
+        webhook_grace_seconds=args.webhook_grace,
+        allowed_private_hosts=args.allow_private_url_host,
         completion=args.completion,
         return_state=True,
     )

@@ -66,6 +66,9 @@ def protect(
         ),
     ] = 1800,
     poll_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0,
+    webhook_grace_seconds: Annotated[
+        float, Field(ge=0, le=86400, description="Wait this long for a webhook, then poll")
+    ] = 30.0,
     completion: Completion = "auto",
     allowed_private_hosts: Annotated[list[str], Field(max_length=64)] = [],  # noqa: B006
 ) -> RunSummary:
@@ -81,6 +84,7 @@ def protect(
         max_concurrent_orders=max_concurrent_orders,
         wait_timeout=wait_timeout_seconds,
         poll_interval=poll_interval_seconds,
+        webhook_grace=webhook_grace_seconds,
         completion=completion,
         allowed_private_hosts=frozenset(allowed_private_hosts),
     )
