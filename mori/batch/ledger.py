@@ -19,10 +19,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,7 @@ class ImageRecord:
     error_message: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Slot:
     """One image's place in an order."""
 
@@ -135,6 +136,118 @@ class Slot:
     location: str
     width: int | None = None
     height: int | None = None
+
+
+_new_slot = object.__new__
+_slot_setters = tuple(
+    getattr(Slot, name).__set__
+    for name in ("position", "image_key", "file_name", "location", "width", "height")
+)
+
+
+def make_slot(
+    position: int,
+    image_key: str,
+    file_name: str,
+    location: str,
+    width: int | None = None,
+    height: int | None = None,
+) -> Slot:
+    """``Slot(...)``, twice as fast: the frozen dataclass's ``__init__`` goes through
+    ``object.__setattr__`` per field; this sets the slots directly (planning makes millions)."""
+    slot: Slot = _new_slot(Slot)
+    p, k, f, loc, w, h = _slot_setters
+    p(slot, position)
+    k(slot, image_key)
+    f(slot, file_name)
+    loc(slot, location)
+    w(slot, width)
+    h(slot, height)
+    return slot
+
+
+#: ``(order_key, kind, slots, generation)``: one order's intent for :meth:`Ledger.plan_many`.
+PlannedIntent = tuple[str, str, Sequence[Slot], int]
+
+_ORDER_COLUMNS = ", ".join(OrderRecord.__dataclass_fields__)
+#: Rows of one intent transaction from which its checkpoint goes to a background thread.
+_BULK_ROWS = 20_000
+_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
+#: Bytes of WAL file kept after a checkpoint reset it (a bulk intent may have grown it a lot).
+_WAL_SIZE_LIMIT = 64 * 2**20
+#: Image keys per ``IN (...)`` lookup (SQLite allows 32,766 parameters since 3.32, 999 before).
+_LOOKUP_BATCH = 10_000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
+
+
+_first = itemgetter(0)
+
+_IMAGES_UPSERT = (
+    "ON CONFLICT(image_key) DO UPDATE SET order_key=excluded.order_key, status='planned',"
+    " updated_at=excluded.updated_at WHERE images.status = 'planned'"
+)
+
+
+#: An order's ``images`` rows from its ``order_images`` rows (fingerprint ``url:<location>``).
+_COPY_IMAGES = (
+    "INSERT INTO images(image_key, fingerprint, status, order_key, updated_at)"
+    " SELECT image_key, 'url:' || location, 'planned', order_key, ?2 FROM order_images"
+    f" WHERE order_key = ?1 ORDER BY position {_IMAGES_UPSERT}"
+)
+
+
+def _split_for_copy(
+    orders: list[PlannedIntent], fingerprints: Mapping[str, str], existing: set[str]
+) -> tuple[list[str], list[PlannedIntent]]:
+    """The keys of the orders whose ``images`` rows SQLite can copy, and the other orders.
+
+    An order qualifies when it is new (so its ``order_images`` rows are exactly its slots),
+    its positions are ``0..n-1`` and every fingerprint is ``url:<location>``. The result is
+    the same as binding every row, in order, as long as no image is in two orders of the
+    call; when one is (never from :func:`~mori.batch.plan.plan_orders`), nothing is copied.
+    """
+    copied: list[str] = []
+    bound: list[PlannedIntent] = []
+    for order in orders:
+        key, _, slots, _ = order
+        if key not in existing and _copyable(slots, fingerprints):
+            copied.append(key)
+        else:
+            bound.append(order)
+    if not copied:
+        return [], bound
+    if len(set(copied)) != len(copied) or (bound and _shared_images(copied, orders, bound)):
+        return [], orders
+    return copied, bound
+
+
+def _copyable(slots: Sequence[Slot], fingerprints: Mapping[str, str]) -> bool:
+    """Every slot is at its index and has the fingerprint ``"url:" + slot.location``."""
+    for index, slot in enumerate(slots):
+        fingerprint, location = fingerprints[slot.image_key], slot.location
+        if (
+            slot.position != index
+            or len(fingerprint) != len(location) + 4
+            or not fingerprint.endswith(location)
+            or not fingerprint.startswith("url:")
+        ):
+            return False
+    return True
+
+
+def _shared_images(
+    copied: list[str], orders: list[PlannedIntent], bound: list[PlannedIntent]
+) -> bool:
+    """``True`` when an image of a bound order is also in a copied order."""
+    bound_keys = {s.image_key for _, _, slots, _ in bound for s in slots}
+    chosen = set(copied)
+    return any(
+        s.image_key in bound_keys for key, _, slots, _ in orders if key in chosen for s in slots
+    )
+
+
+def _marks(n: int) -> str:
+    """``?,?,...`` with ``n`` marks."""
+    return ",".join("?" * n)
 
 
 class Ledger:
@@ -151,50 +264,108 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
         self._db.executescript(SCHEMA)
+        self._checkpointer: threading.Thread | None = None
 
     def close(self) -> None:
         with self._lock:
+            if self._checkpointer is not None:
+                self._checkpointer.join()
             self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, checkpoint_later: bool = False) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction. ``checkpoint_later``: the commit (durable once
+        the WAL is synced) does not copy the WAL into the database file itself, as SQLite's
+        automatic checkpoint would; a background thread does (for very large transactions)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            if self._db.in_transaction:  # inside exclusive(): part of its transaction
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                return
+            if checkpoint_later:
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                if checkpoint_later:
+                    self._db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
+        if checkpoint_later:
+            self._checkpoint_in_background()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the ledger's write lock (against every process) for a read-then-write sequence.
+
+        Planning reads which images are known, then records new orders for the others; two runs
+        doing that at once would both plan the same images. Inside this block every read and
+        write of this ledger object is one transaction; other writers wait (busy timeout).
+        """
+        with self._tx():
+            yield
+
+    def _checkpoint_in_background(self) -> None:
+        """A passive checkpoint on a connection of its own (never blocks readers or writers)."""
+
+        def run() -> None:
+            try:
+                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    db.close()
+            except sqlite3.Error:  # maintenance only: the next commits checkpoint anyway
+                pass
+
+        with self._lock:
+            if self._checkpointer is not None:
+                self._checkpointer.join()
+            self._checkpointer = threading.Thread(target=run, name="ledger-checkpoint", daemon=True)
+            self._checkpointer.start()
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return list(self._db.execute(sql, args))
+
+    def _tuples(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """:meth:`_query` with plain tuples (no ``sqlite3.Row``: faster for many rows)."""
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.row_factory = None
+            return cursor.execute(sql, args).fetchall()
 
     # -- images --------------------------------------------------------------------------------
 
     def images(self, image_keys: Iterable[str]) -> dict[str, ImageRecord]:
         """The ledger's record of each known image key."""
         found: dict[str, ImageRecord] = {}
+        if not self._tuples("SELECT EXISTS (SELECT 1 FROM images)")[0][0]:
+            return found  # a new ledger: nothing to look up (a first run of a big manifest)
         batch: list[str] = []
         for key in image_keys:
             batch.append(key)
-            if len(batch) == 500:
-                found.update(self._images(batch))
+            if len(batch) == _LOOKUP_BATCH:
+                self._images(batch, found)
                 batch = []
         if batch:
-            found.update(self._images(batch))
+            self._images(batch, found)
         return found
 
-    def _images(self, batch: list[str]) -> dict[str, ImageRecord]:
-        marks = ",".join("?" * len(batch))
-        rows = self._query(
+    def _images(self, batch: list[str], found: dict[str, ImageRecord]) -> None:
+        marks = _marks(len(batch))
+        rows = self._tuples(
             "SELECT image_key, fingerprint, status, order_key, output_uri, output_sha256,"
             f" error_code, error_message FROM images WHERE image_key IN ({marks})",
             batch,
         )
-        return {r["image_key"]: ImageRecord(**dict(r)) for r in rows}
+        for r in rows:
+            found[r[0]] = ImageRecord(*r)
 
     # -- orders --------------------------------------------------------------------------------
 
@@ -203,59 +374,103 @@ class Ledger:
         order_key: str,
         kind: str,
         slots: Sequence[Slot],
-        fingerprints: dict[str, str],
+        fingerprints: Mapping[str, str],
         generation: int = 0,
     ) -> None:
         """Record an order's intent: its images, before it exists at MORI. Idempotent."""
+        self.plan_many([(order_key, kind, slots, generation)], fingerprints)
+
+    def plan_many(self, orders: Iterable[PlannedIntent], fingerprints: Mapping[str, str]) -> None:
+        """:meth:`plan` for many orders in one transaction: all of them are recorded, or none.
+
+        ``orders`` holds ``(order_key, kind, slots, generation)``; ``fingerprints`` maps every
+        slot's image key to its fingerprint. Rows go in with one ``executemany`` per table;
+        the ``images`` rows of a new URL order (fingerprint ``url:<location>``, as every URL
+        row's is) are copied from its ``order_images`` rows by SQLite itself, about twice as
+        fast as binding them again. A very large plan leaves its checkpoint to a background
+        thread.
+        """
+        orders = list(orders)
+        # order_images rows in key order: its primary-key index then grows at the end only.
+        by_key = sorted(orders, key=_first)
+        bulk = sum(len(slots) for _, _, slots, _ in orders) >= _BULK_ROWS
         at = now_iso()
-        with self._tx() as db:
-            db.execute(
+        with self._tx(checkpoint_later=bulk) as db:
+            existing = self._existing_orders([key for key, _, _, _ in orders])
+            db.executemany(
                 "INSERT OR IGNORE INTO orders(order_key, kind, generation, status, planned_at,"
                 " updated_at) VALUES (?, ?, ?, 'planned', ?, ?)",
-                (order_key, kind, generation, at, at),
+                [(key, kind, generation, at, at) for key, kind, _, generation in orders],
+            )
+            db.executemany(  # no dimensions (URL rows): two parameters fewer to bind per row
+                "INSERT OR IGNORE INTO order_images VALUES (?, ?, ?, ?, ?, NULL, NULL)",
+                (
+                    (key, s.position, s.image_key, s.file_name, s.location)
+                    for key, _, slots, _ in by_key
+                    for s in slots
+                    if s.width is None and s.height is None
+                ),
             )
             db.executemany(
                 "INSERT OR IGNORE INTO order_images VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (order_key, s.position, s.image_key, s.file_name, s.location, s.width, s.height)
+                (
+                    (key, s.position, s.image_key, s.file_name, s.location, s.width, s.height)
+                    for key, _, slots, _ in by_key
                     for s in slots
-                ],
+                    if s.width is not None or s.height is not None
+                ),
             )
+            copied, bound = _split_for_copy(orders, fingerprints, existing)
+            db.executemany(_COPY_IMAGES, [(key, at) for key in copied])
             db.executemany(
-                "INSERT INTO images(image_key, fingerprint, status, order_key, updated_at)"
-                " VALUES (?, ?, 'planned', ?, ?) ON CONFLICT(image_key) DO UPDATE SET"
-                " order_key=excluded.order_key, status='planned', updated_at=excluded.updated_at"
-                " WHERE images.status = 'planned'",
-                [(s.image_key, fingerprints[s.image_key], order_key, at) for s in slots],
+                f"INSERT INTO images(image_key, fingerprint, status, order_key, updated_at)"
+                f" VALUES (?, ?, 'planned', ?, ?) {_IMAGES_UPSERT}",
+                (
+                    (s.image_key, fingerprints[s.image_key], key, at)
+                    for key, _, slots, _ in bound
+                    for s in slots
+                ),
             )
+
+    def _existing_orders(self, order_keys: list[str]) -> set[str]:
+        """Which of ``order_keys`` the ledger already holds."""
+        found: set[str] = set()
+        for i in range(0, len(order_keys), _LOOKUP_BATCH):
+            batch = order_keys[i : i + _LOOKUP_BATCH]
+            rows = self._tuples(
+                f"SELECT order_key FROM orders WHERE order_key IN ({_marks(len(batch))})", batch
+            )
+            found.update(r[0] for r in rows)
+        return found
 
     def order(self, order_key: str) -> OrderRecord:
         """The record of one order."""
-        rows = self._query(
-            f"SELECT {', '.join(OrderRecord.__dataclass_fields__)} FROM orders WHERE order_key = ?",
+        rows = self._tuples(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_key = ?",
             (order_key,),
         )
         if not rows:
             raise KeyError(order_key)
-        return OrderRecord(**dict(rows[0]))
+        return OrderRecord(*rows[0])
 
     def slots(self, order_key: str) -> list[Slot]:
         """An order's images, by position."""
-        rows = self._query(
+        rows = self._tuples(
             "SELECT position, image_key, file_name, location, width, height FROM order_images"
             " WHERE order_key = ? ORDER BY position",
             (order_key,),
         )
-        return [Slot(**dict(r)) for r in rows]
+        return [Slot(*r) for r in rows]
 
     def open_orders(self) -> list[OrderRecord]:
         """Orders that are neither downloaded, failed nor abandoned."""
         marks = ",".join("?" * len(TERMINAL))
-        rows = self._query(
-            f"SELECT order_key FROM orders WHERE status NOT IN ({marks}) ORDER BY planned_at",
+        rows = self._tuples(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status NOT IN ({marks})"
+            " ORDER BY planned_at",
             tuple(TERMINAL),
         )
-        return [self.order(r["order_key"]) for r in rows]
+        return [OrderRecord(*r) for r in rows]
 
     def advance(self, order_key: str, status: str, **fields: Any) -> None:
         """Move an order to ``status`` (stamping ``<status>_at``) and set ``fields``."""

@@ -9,11 +9,13 @@ order that holds them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from mori import keys
-from mori.batch.ledger import ImageRecord, Ledger, Slot
+from mori.batch import vectorised
+from mori.batch.ledger import ImageRecord, Ledger, Slot, make_slot
 from mori.batch.manifest import Item
 from mori.models import MAX_FILES_PER_ORDER
 
@@ -37,16 +39,26 @@ def plan_orders(items: Sequence[Item], max_files: int = MAX_FILES_PER_ORDER) -> 
     """Deterministic chunks of ≤ ``max_files`` new images, per kind, ordered by image key."""
     if not 1 <= max_files <= MAX_FILES_PER_ORDER:
         raise ValueError(f"max_files must be 1..{MAX_FILES_PER_ORDER}")
+    upload: list[Item] = []
+    url: list[Item] = []
+    for it in items:  # order_kind(), inlined
+        if it.image_key:
+            (url if it.kind == "url" else upload).append(it)
     orders: list[PlannedOrder] = []
-    for kind in ("upload", "url"):
-        chosen = sorted(
-            (it for it in items if it.image_key and order_kind(it) == kind),
-            key=lambda it: it.image_key or "",
-        )
-        for start in range(0, len(chosen), max_files):
-            chunk = chosen[start : start + max_files]
-            slots = tuple(
-                Slot(
+    with vectorised.gc_paused():
+        for kind, chosen in (("upload", upload), ("url", url)):
+            chosen.sort(key=_image_key_of)  # stable, as sorted() was
+            orders.extend(_chunks(chosen, kind, max_files))
+    return orders
+
+
+def _chunks(chosen: list[Item], kind: str, max_files: int) -> Iterator[PlannedOrder]:
+    """Consecutive orders of ``max_files`` sorted items of one kind."""
+    for start in range(0, len(chosen), max_files):
+        chunk = chosen[start : start + max_files]
+        slots = tuple(
+            [
+                make_slot(
                     i,
                     it.image_key or "",
                     it.file_name or "",
@@ -55,9 +67,12 @@ def plan_orders(items: Sequence[Item], max_files: int = MAX_FILES_PER_ORDER) -> 
                     it.height,
                 )
                 for i, it in enumerate(chunk)
-            )
-            orders.append(PlannedOrder(keys.order_key(s.image_key for s in slots), kind, slots))
-    return orders
+            ]
+        )
+        yield PlannedOrder(keys.order_key(s.image_key for s in slots), kind, slots)
+
+
+_image_key_of = attrgetter("image_key")
 
 
 @dataclass
@@ -71,16 +86,22 @@ class Triage:
 
 def triage(items: Sequence[Item], ledger: Ledger) -> Triage:
     """Split valid rows into new images and images the ledger already holds."""
-    valid = [it for it in items if it.ok and it.image_key]
+    valid = [it for it in items if it.error_code is None and it.image_key]
     known = ledger.images(it.image_key or "" for it in valid)
-    new = [it for it in valid if it.image_key not in known]
+    new = [it for it in valid if it.image_key not in known] if known else valid
     open_keys = {rec.order_key for rec in known.values() if rec.status == "planned"}
-    resume = [o.order_key for o in ledger.open_orders() if o.order_key in open_keys]
+    resume = (
+        [o.order_key for o in ledger.open_orders() if o.order_key in open_keys] if open_keys else []
+    )
     return Triage(new, resume, known)
 
 
 def record_intent(orders: Sequence[PlannedOrder], items: Sequence[Item], ledger: Ledger) -> None:
-    """Commit each planned order's images to the ledger before anything is sent to MORI."""
+    """Commit every planned order's images to the ledger before anything is sent to MORI.
+
+    One transaction for the whole plan: either every order's intent is recorded, or none is.
+    """
+    if not orders:
+        return
     fingerprints = {it.image_key: it.fingerprint or "" for it in items if it.image_key}
-    for order in orders:
-        ledger.plan(order.order_key, order.kind, order.slots, fingerprints, order.generation)
+    ledger.plan_many(((o.order_key, o.kind, o.slots, o.generation) for o in orders), fingerprints)

@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from mori.batch import manifest
 from mori.batch.runtime import RunConfig, Runtime
 from tasks.planning import plan_run
@@ -33,13 +31,6 @@ def plan_in_thread(rt: Runtime, items: list[Any], out: dict[str, Any], name: str
     out[name] = keys
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: plan_run's triage and record_intent are not atomic across runs sharing a "
-    "ledger; two overlapping runs record different orders holding the same images "
-    "(Ledger.plan even re-points planned images to the newer order) and MORI processes them "
-    "twice",
-)
 def test_two_runs_planning_at_once_do_not_process_an_image_twice(tmp_path: Path) -> None:
     rows = make_corpus(tmp_path, 30, 0.0, seed=41)
     first = write_csv(tmp_path / "first.csv", rows[:20])

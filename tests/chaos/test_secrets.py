@@ -205,11 +205,6 @@ def test_no_secret_in_anything_a_chaos_run_wrote(
     assert found == [], "\n".join(found[:40])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a manifest URL's user:password is echoed verbatim into the audit's `source` "
-    "column and the `protect-failures` artifact (Prefect UI) of its URL_HAS_CREDENTIALS row",
-)
 def test_credentials_of_a_refused_url_row_are_not_echoed(
     prefect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
