@@ -155,7 +155,7 @@ def plan_for(trial: int, rng: random.Random, upload_files: int, orders: int) -> 
             None,
             delay,
         )
-    return Plan("time", LIGHT_FAULTS, LIGHT_FAULTS, 2.5, None, rng.uniform(2.0, 6.0), 0.0)
+    return Plan("time", LIGHT_FAULTS, LIGHT_FAULTS, 2.5, None, rng.uniform(1.0, 2.5), 0.0)
 
 
 def run_and_kill(
