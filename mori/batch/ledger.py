@@ -267,6 +267,7 @@ class Ledger:
         self._db.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
         self._db.executescript(SCHEMA)
         self._checkpointer: threading.Thread | None = None
+        self._checkpoint_later = False
 
     def close(self) -> None:
         with self._lock:
@@ -280,11 +281,12 @@ class Ledger:
         the WAL is synced) does not copy the WAL into the database file itself, as SQLite's
         automatic checkpoint would; a background thread does (for very large transactions)."""
         with self._lock:
+            if checkpoint_later:  # also when nested: the outermost commit honours it
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
+                self._checkpoint_later = True
             if self._db.in_transaction:  # inside exclusive(): part of its transaction
                 yield self._db
                 return
-            if checkpoint_later:
-                self._db.execute("PRAGMA wal_autocheckpoint=0")
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -294,9 +296,10 @@ class Ledger:
                     raise
                 self._db.execute("COMMIT")
             finally:
-                if checkpoint_later:
+                later, self._checkpoint_later = self._checkpoint_later, False
+                if later:
                     self._db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
-        if checkpoint_later:
+        if later:
             self._checkpoint_in_background()
 
     @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import random
 import sqlite3
 from pathlib import Path
@@ -10,15 +11,18 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from PIL import Image
 
 from mori import keys
 from mori.batch import vectorised
 from mori.batch.ledger import Ledger, PlannedIntent, Slot, make_slot
 from mori.batch.manifest import (
     Item,
+    RowError,
     ValidationOptions,
     classify,
     fingerprint,
+    inspect_image,
     items_from_frame,
     load,
     read_manifest,
@@ -347,3 +351,70 @@ def test_make_slot_is_a_slot() -> None:
     assert make_slot(0, "k", "n", "l") == Slot(0, "k", "n", "l")
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.position = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_bulk_intent_checkpoints_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nested: bool
+) -> None:
+    monkeypatch.setattr("mori.batch.ledger._BULK_ROWS", 5)
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    if nested:
+        with ledger.exclusive():
+            ledger.plan_many([("oa", "url", URL_A, 0), ("ob", "url", URL_B, 0)], FINGERPRINTS)
+    else:
+        ledger.plan_many([("oa", "url", URL_A, 0), ("ob", "url", URL_B, 0)], FINGERPRINTS)
+    assert ledger._checkpointer is not None  # the commit left the checkpoint to a thread
+    ledger._checkpointer.join()
+    assert ledger._query("PRAGMA wal_autocheckpoint")[0][0] == 1000  # restored
+    assert not ledger._checkpoint_later
+    assert len(ledger.images(s.image_key for s in URL_A + URL_B)) == 5
+    ledger.close()
+
+
+def full_decode_facts(data: bytes) -> tuple[Any, ...]:
+    """``inspect_image`` as it was: a full-size decode of every format."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return ("ok", img.size, img.format)
+    except (OSError, SyntaxError, ValueError) as exc:
+        return ("INVALID_IMAGE", f"image is damaged or truncated: {exc}")
+
+
+def jpeg_variants() -> list[bytes]:
+    rng = random.Random(9)
+    noisy = Image.frombytes("RGB", (120, 90), rng.randbytes(120 * 90 * 3))
+    out = []
+    for mode, options in (
+        ("RGB", {}),
+        ("RGB", {"progressive": True}),
+        ("RGB", {"subsampling": 0, "quality": 95}),
+        ("L", {}),
+        ("CMYK", {}),
+    ):
+        buffer = io.BytesIO()
+        noisy.convert(mode).save(buffer, "JPEG", **options)
+        out.append(buffer.getvalue())
+    return out
+
+
+@pytest.mark.parametrize("n", range(5))
+def test_jpeg_checks_at_reduced_scale_fail_exactly_like_a_full_decode(n: int) -> None:
+    data = jpeg_variants()[n]
+    rng = random.Random(n)
+    damaged = [data]
+    damaged += [data[: int(len(data) * f)] for f in (0.2, 0.5, 0.8, 0.95, 0.99, 0.999)]
+    for _ in range(40):  # flipped bytes in the entropy-coded data
+        b = bytearray(data)
+        for _ in range(rng.randrange(1, 6)):
+            b[rng.randrange(len(b) // 3, len(b) - 2)] = rng.randrange(256)
+        damaged.append(bytes(b))
+    for sample in damaged:
+        expected = full_decode_facts(sample)
+        try:
+            facts = inspect_image(sample)
+            got: tuple[Any, ...] = ("ok", (facts.width, facts.height), facts.format)
+        except RowError as exc:
+            got = (exc.code, exc.message)
+        assert got == expected
