@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from bench._util import CACHE, cpu_seconds, descendants
+from deployments.stack import environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,25 +92,6 @@ class EmulatorProcess:
         """``GET /_emulator/stats``."""
         data: dict[str, Any] = httpx.get(f"{self.api}/_emulator/stats", timeout=30).json()
         return data
-
-
-@contextmanager
-def environment(**values: str | None) -> Iterator[None]:
-    """Set (or, for ``None``, unset) environment variables for the block."""
-    saved = {k: os.environ.get(k) for k in values}
-    for k, v in values.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def client_env(emu: EmulatorProcess, api_key: str, rpm: int | None = None) -> dict[str, str | None]:

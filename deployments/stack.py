@@ -33,18 +33,22 @@ API_KEY = "demo-key"
 
 
 @contextmanager
-def environment(**values: str) -> Iterator[None]:
-    """Set environment variables for the duration of the block."""
+def environment(**values: str | None) -> Iterator[None]:
+    """Set (or, for ``None``, unset) environment variables for the block; restore them after."""
     saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
+    _apply(values)
     try:
         yield
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _apply(saved)
+
+
+def _apply(values: dict[str, str | None]) -> None:
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
