@@ -243,15 +243,17 @@ def main() -> None:
     traffic = PrefectTraffic()
     traffic.install()
     print(f"overhead: {args.images} images per run, {args.repeats} pair(s); {machine()}")
-    files = write_images(CACHE / "images-640x480", args.images)
+    # Every run gets images of its own (the same ones again would be replayed orders).
+    pool = write_images(CACHE / "images-640x480", args.images * 2 * args.repeats)
     pairs = []
     with EmulatorProcess() as emu:
         warm = write_images(CACHE / "images-warmup", 100)
         run_flow(emu, warm, args.concurrency, traffic)  # Prefect's API server starts
         run_plain(emu, warm, args.concurrency)
         for n in range(args.repeats):
-            flow = run_flow(emu, files, args.concurrency, traffic)
-            plain = run_plain(emu, files, args.concurrency)
+            first, second = (pool[(2 * n + k) * args.images :][: args.images] for k in (0, 1))
+            flow = run_flow(emu, first, args.concurrency, traffic)
+            plain = run_plain(emu, second, args.concurrency)
             pairs.append((flow, plain))
             print(f"  pair {n + 1}: flow {flow['seconds']:.1f} s, plain {plain['seconds']:.1f} s")
     probe = big_parameters(args.rows) if args.rows else {}
