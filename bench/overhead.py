@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._stack import EmulatorProcess, client_env, environment, prefect_home, receiver
+from bench._stack import EmulatorProcess, client_env, prefect_home, receiver
 from bench._util import (
     CACHE,
     Timer,
@@ -38,6 +38,7 @@ from bench._util import (
     write_csv,
     write_images,
 )
+from deployments.stack import environment
 
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -208,7 +209,11 @@ def big_parameters(rows: int) -> dict[str, float]:
 
     @flow(name="big-parameters")
     def probe() -> None:
-        for name, arg in (("as the flow calls it", items), ("with quote(items)", quote(items))):
+        arguments: list[tuple[str, Any]] = [
+            ("as the flow calls it", items),
+            ("with quote(items)", quote(items)),
+        ]
+        for name, arg in arguments:
             with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
                 ledger = Ledger(Path(scratch) / "ledger.sqlite")
                 with Timer() as timer:

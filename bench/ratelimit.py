@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._stack import EmulatorProcess, client_env, environment, prefect_home, receiver
+from bench._stack import EmulatorProcess, client_env, prefect_home, receiver
 from bench._util import (
     CACHE,
     children_cpu,
@@ -39,6 +39,7 @@ from bench._util import (
     write_csv,
     write_images,
 )
+from deployments.stack import environment
 
 ORDER = 100
 API_ENDPOINTS = (

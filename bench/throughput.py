@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import baseline
-from bench._stack import EmulatorProcess, client_env, environment, prefect_home, receiver
+from bench._stack import EmulatorProcess, client_env, prefect_home, receiver
 from bench._util import (
     CACHE,
     Timer,
@@ -38,6 +38,7 @@ from bench._util import (
     write_csv,
     write_images,
 )
+from deployments.stack import environment
 
 TARGET_RATIO = 0.8
 

@@ -211,12 +211,13 @@ def validated_items(frame: pd.DataFrame, base_dir: str, options: ValidationOptio
     and become items directly; every other row is classified one by one, exactly as before.
     """
     columns = [str(c) for c in frame.columns]
-    if len(set(columns)) != len(columns) or "source" not in columns:
-        row_wise = items_from_frame(frame)  # duplicate names: the record dicts' rules apply
+    named = all(isinstance(c, str) for c in frame.columns)
+    if not named or len(set(columns)) != len(columns) or "source" not in columns:
+        row_wise = items_from_frame(frame)  # odd column names: the record dicts decide
         for item in row_wise:
             classify(item, base_dir, options)
         return row_wise
-    values = {c: _column_values(frame[c]) for c in columns}
+    values = {c: _column_values(frame.iloc[:, k]) for k, c in enumerate(columns)}
     sources, names, ids = values["source"], values.get("file_name"), values.get("id")
     fast_names = _plain_url_names(frame, sources, names)
     del frame  # the caller's reference is its last one (see load): free it before the items
@@ -288,8 +289,11 @@ def _plain_url_names(
     Works through the rows in slices, so Arrow's scratch memory stays small.
     """
     out: list[str | None] = [None] * len(sources)
-    source_arr = _arrow_strings(frame["source"], sources)
-    name_arr = None if names is None else _arrow_strings(frame["file_name"], names)
+    columns = [str(c) for c in frame.columns]  # unique (checked by the caller)
+    source_arr = _arrow_strings(frame.iloc[:, columns.index("source")], sources)
+    name_arr = (
+        None if names is None else _arrow_strings(frame.iloc[:, columns.index("file_name")], names)
+    )
     for start in range(0, len(sources), _SLICE_ROWS):
         chunk = source_arr.slice(start, _SLICE_ROWS)
         rows = pc.indices_nonzero(vectorised.plain_url_mask(chunk))

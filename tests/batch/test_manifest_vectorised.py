@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 from PIL import Image
@@ -26,6 +27,7 @@ from mori.batch.manifest import (
     items_from_frame,
     load,
     read_manifest,
+    validated_items,
 )
 from mori.batch.plan import plan_orders, record_intent, triage
 from mori.batch.storage import Storage, parent
@@ -211,6 +213,21 @@ def test_mixed_types_and_missing_values(tmp_path: Path) -> None:
     ]
     manifest = write_manifest(tmp_path / "m.jsonl", rows)
     assert_same(load(str(manifest), Storage()), row_wise(str(manifest), ValidationOptions()))
+
+
+def test_frames_with_non_string_column_names(tmp_path: Path) -> None:
+    """A frame built in code may name columns ``7`` or ``("a", "b")``: same items as row-wise."""
+    sources = ["https://cdn.example.com/a.jpg", "ftp://x/y.jpg", "https://cdn.example.com/b.png"]
+    for extra_name in (7, ("a", "b"), 1.5):
+        frame = pd.DataFrame({"source": sources, "id": ["1", "2", "3"]})
+        frame[extra_name] = [10, 20, 30]
+        fast = validated_items(frame, str(tmp_path), ValidationOptions())
+        slow = items_from_frame(frame)
+        for item in slow:
+            classify(item, str(tmp_path), ValidationOptions())
+        assert [as_tuple(i) for i in fast] == [as_tuple(i) for i in slow]
+        assert [i.ok for i in fast] == [True, False, True]
+        assert fast[0].extra == {extra_name: 10}
 
 
 def test_plain_rows_take_the_vectorised_path(tmp_path: Path) -> None:
