@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint install
+.PHONY: demo test lint install bench bench-throughput bench-ratelimit bench-manifest bench-overhead
 
 $(BIN)/mori-pipeline: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,11 @@ lint: install
 
 test: install lint
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/pytest
+
+# Benchmarks (BENCHMARKS.md). ARGS is passed on, e.g. `make bench-ratelimit ARGS="--rpm 120"`.
+BENCHES := throughput ratelimit manifest overhead
+
+$(addprefix bench-,$(BENCHES)): bench-%: install
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m bench.$* $(ARGS)
+
+bench: $(addprefix bench-,$(BENCHES))

@@ -192,9 +192,9 @@ def run_plain(emu: EmulatorProcess, files: list[Path], concurrency: int) -> dict
 
 
 def big_parameters(rows: int) -> dict[str, float]:
-    """Seconds of the ``plan-orders`` task on ``rows`` URL rows: called as the flow calls it
-    (the items list as a task parameter), with the list wrapped in ``quote()``, and as a plain
-    function. Prefect walks every parameter looking for futures to track, item by item."""
+    """Seconds of the ``plan-orders`` task on ``rows`` URL rows: with the items list as a plain
+    task parameter, wrapped in ``quote()`` (as ``protect`` calls it), and as a plain function.
+    Prefect walks every plain parameter looking for futures to track, item by item."""
     from prefect import flow
     from prefect.utilities.annotations import quote
 
@@ -210,8 +210,8 @@ def big_parameters(rows: int) -> dict[str, float]:
     @flow(name="big-parameters")
     def probe() -> None:
         arguments: list[tuple[str, Any]] = [
-            ("as the flow calls it", items),
-            ("with quote(items)", quote(items)),
+            ("plain parameter (walked)", items),
+            ("quote(items), as protect", quote(items)),
         ]
         for name, arg in arguments:
             with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
