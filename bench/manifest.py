@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import random
 import subprocess
 import sys
@@ -128,19 +127,12 @@ def child(manifest: str) -> dict[str, Any]:
 
 def measure(manifest: Path, code: str | None) -> dict[str, Any]:
     """Run :func:`child` in a fresh interpreter (so its peak memory is its own)."""
-    env = dict(os.environ)
-    cwd = ROOT
-    if code:  # import ``mori`` from DIR; ``bench`` still comes from this checkout
-        cwd = Path(code).resolve()
-        env["PYTHONPATH"] = os.pathsep.join([str(cwd), str(ROOT)])
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.manifest", "--child", str(manifest)],
-        cwd=cwd,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    command = [sys.executable, "-m", "bench.manifest", "--child", str(manifest)]
+    if code:  # the child imports ``mori`` from DIR; ``bench`` still comes from this checkout
+        command += ["--code", str(Path(code).resolve())]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"the measured child failed:\n{out.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return figures
 
@@ -156,6 +148,8 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        if args.code:  # before anything imports mori (bench._util does not)
+            sys.path.insert(0, args.code)
         print(json.dumps(child(args.child)))
         return
     if args.quick:

@@ -308,6 +308,10 @@ FINGERPRINTS = {
     **{s.image_key: "url:" + s.location for s in URL_A + URL_B},
     **{s.image_key: f"sha256:{i:064x}" for i, s in enumerate(FILES)},
 }
+LONG_URLS = [slot(i, f"l{i}", f"https://h/l{i}.jpg") for i in range(250)]
+LONG_FILES = [slot(i, f"m{i}", f"/data/m{i}.jpg", i) for i in range(150)]
+FINGERPRINTS.update({s.image_key: "url:" + s.location for s in LONG_URLS})
+FINGERPRINTS.update({s.image_key: f"sha256:{i:064x}" for i, s in enumerate(LONG_FILES)})
 BULK_CASES: dict[str, list[list[PlannedIntent]]] = {
     "url orders": [[("oa", "url", URL_A, 0), ("ob", "url", URL_B, 0)]],
     "mixed kinds": [[("oa", "url", URL_A, 0), ("of", "upload", FILES, 0), ("ob", "url", URL_B, 0)]],
@@ -325,15 +329,37 @@ BULK_CASES: dict[str, list[list[PlannedIntent]]] = {
         [("ow", "url", [slot(0, "w", "https://h/w.jpg")], 0)],
     ],
     "gap in positions": [[("og", "url", [slot(1, "g", "https://h/g.jpg")], 0)]],
+    "more than 100 images an order": [
+        [("ol", "url", LONG_URLS, 0), ("om", "upload", LONG_FILES, 0), ("oe", "url", [], 0)]
+    ],
 }
 
 
-@pytest.mark.parametrize("case", list(BULK_CASES))
-def test_plan_many_matches_the_original_plan(tmp_path: Path, case: str) -> None:
-    fingerprints = {**FINGERPRINTS, "w": "url:https://h/other.jpg", "g": "url:https://h/g.jpg"}
+BULK_FINGERPRINTS = {**FINGERPRINTS, "w": "url:https://h/other.jpg", "g": "url:https://h/g.jpg"}
+
+
+def vouchable(case: str) -> bool:
+    """Every url slot of the case has the fingerprint url:<location> (see url_fingerprints)."""
+    calls = [order for orders in BULK_CASES[case] for order in orders]
+    return all(
+        BULK_FINGERPRINTS[s.image_key] == "url:" + s.location
+        for _, kind, slots, _ in calls
+        if kind == "url"
+        for s in slots
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "vouched"),
+    [(case, False) for case in BULK_CASES] + [(c, True) for c in BULK_CASES if vouchable(c)],
+)
+def test_plan_many_matches_the_original_plan(tmp_path: Path, case: str, vouched: bool) -> None:
+    fingerprints = given = BULK_FINGERPRINTS
+    if vouched:  # url_fingerprints: the url slots' fingerprints are not passed at all
+        given = {k: v for k, v in fingerprints.items() if not v.startswith("url:")}
     bulk, reference = Ledger(tmp_path / "bulk.sqlite"), Ledger(tmp_path / "ref.sqlite")
     for n, calls in enumerate(BULK_CASES[case]):
-        bulk.plan_many(calls, fingerprints)
+        bulk.plan_many(calls, given, url_fingerprints=vouched)
         reference_plan(reference, calls, fingerprints)
         if n == 0:  # an image processed in between must stay processed
             for ledger in (bulk, reference):
@@ -341,13 +367,16 @@ def test_plan_many_matches_the_original_plan(tmp_path: Path, case: str) -> None:
         assert dump(bulk) == dump(reference)
 
 
-def test_bulk_intent_of_a_manifest(tmp_path: Path) -> None:
+@pytest.mark.parametrize("odd_url_fingerprint", [False, True])
+def test_bulk_intent_of_a_manifest(tmp_path: Path, odd_url_fingerprint: bool) -> None:
     rows = [{"source": f"https://cdn.example.com/p/{i}.jpg"} for i in range(450)]
     rows += [{"source": f"images/{i}.jpg"} for i in range(30)]
     for i in range(30):
         write_image(tmp_path / "images" / f"{i}.jpg", seed=i)
     manifest = write_manifest(tmp_path / "m.csv", rows)
     items = load(str(manifest), Storage())
+    if odd_url_fingerprint:  # record_intent must not vouch for URL fingerprints, and check
+        items[7].fingerprint = "url:https://elsewhere.example.com/x.jpg"
     orders = plan_orders(triage(items, Ledger(tmp_path / "a.sqlite")).new)
 
     bulk, reference = Ledger(tmp_path / "bulk.sqlite"), Ledger(tmp_path / "ref.sqlite")
