@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mori import keys
+from mori.batch import ledger as ledger_module
 from mori.batch.ledger import ORDER_STATUSES, TERMINAL, Ledger, Slot
 
 
@@ -88,6 +89,28 @@ def test_images_lookup_handles_many_keys(ledger: Ledger) -> None:
         plan(ledger, ik[start : start + 100])
     found = ledger.images([*ik, *image_keys(5, "unknown")])
     assert set(found) == set(ik)
+
+
+@pytest.mark.parametrize("share", [0.02, 0.2, 0.3, 1.0])
+def test_images_lookup_by_probe_or_scan_agree(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, share: float
+) -> None:
+    """Few keys are probed, many scanned (1/4 of the table or more): the same records."""
+    ik = image_keys(400)
+    for start in range(0, len(ik), 100):
+        plan(ledger, ik[start : start + 100])
+    ledger.image_done(ik[3], "out/3.jpg", "f" * 64)
+    ledger.image_done(ik[5], None, None, "SOURCE_GONE", "gone")
+    asked = [*ik[: int(len(ik) * share)], *image_keys(3, "unknown")]
+    found = ledger.images(iter(asked))  # any iterable, once
+    monkeypatch.setattr(ledger_module, "_SCAN_SHARE", 10**9)  # always scan
+    assert ledger.images(asked) == found
+    monkeypatch.setattr(ledger_module, "_SCAN_SHARE", 0)  # never scan
+    assert ledger.images(asked) == found
+    assert set(found) == set(ik[: int(len(ik) * share)])
+    assert found[ik[3]].status == "processed" and found[ik[3]].output_uri == "out/3.jpg"
+    assert (found[ik[5]].status, found[ik[5]].error_code) == ("failed", "SOURCE_GONE")
+    assert found[ik[0]] == (ik[0], f"fp:{ik[0]}", "planned", found[ik[0]].order_key, *[None] * 4)
 
 
 @pytest.mark.parametrize("status", ["created", "uploaded", "confirmed", "downloaded"])
