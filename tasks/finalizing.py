@@ -58,16 +58,6 @@ def ledger_exists(audit: str) -> bool:
     return Path(order_config(audit).ledger_path).exists()
 
 
-def find_order(ledger: Ledger, order_id: str) -> OrderRecord | None:
-    """The ledger's order with MORI order id ``order_id`` (the latest generation holding it)."""
-    # The ledger has an index on order_id but no public lookup by it (yet): one query.
-    rows = ledger._query(
-        "SELECT order_key FROM orders WHERE order_id = ? ORDER BY generation DESC LIMIT 1",
-        (order_id,),
-    )
-    return ledger.order(rows[0]["order_key"]) if rows else None
-
-
 def is_final(record: OrderRecord) -> bool:
     """The order needs nothing more (downloaded, failed or replaced)."""
     return record.status in TERMINAL
@@ -157,7 +147,7 @@ def lookup_order(ledger: Ledger, order_id: str) -> OrderRecord:
     Raises ``LookupError`` when this ledger does not know the order (another pipeline's order,
     or a receiver and deployment pointed at different audit locations).
     """
-    record = find_order(ledger, order_id)
+    record = ledger.order_by_id(order_id)
     if record is None:
         raise LookupError(f"order {order_id} is not in the ledger {ledger.path}")
     return record

@@ -504,6 +504,15 @@ class Ledger:
             raise KeyError(order_key)
         return OrderRecord(*rows[0])
 
+    def order_by_id(self, order_id: str) -> OrderRecord | None:
+        """The order MORI knows as ``order_id`` (the latest generation holding it), if any."""
+        rows = self._tuples(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = ?"
+            " ORDER BY generation DESC LIMIT 1",
+            (order_id,),
+        )
+        return OrderRecord(*rows[0]) if rows else None
+
     def slots(self, order_key: str) -> list[Slot]:
         """An order's images, by position."""
         rows = self._tuples(

@@ -339,3 +339,13 @@ def test_failed_transaction_rolls_back(ledger: Ledger) -> None:
     assert ledger.slots(key) == []
     plan(ledger, ik)  # the connection is usable again
     assert ledger.order(key).status == "planned"
+
+
+def test_order_by_mori_order_id(ledger: Ledger) -> None:
+    first = plan(ledger, image_keys(2))
+    second = plan(ledger, image_keys(2, "b"), generation=1)
+    ledger.advance(first, "created", order_id="ord-1")
+    ledger.advance(second, "created", order_id="ord-2")
+    assert ledger.order_by_id("ord-1") == ledger.order(first)
+    assert ledger.order_by_id("ord-2") == ledger.order(second)
+    assert ledger.order_by_id("ord-404") is None

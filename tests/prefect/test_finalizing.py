@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mori.batch.ledger import Ledger, Slot
 from mori.batch.orders import ImageResult, OrderResult
-from tasks.finalizing import audit_tables, await_handoff, find_order, order_config
+from tasks.finalizing import audit_tables, await_handoff, order_config
 
 
 def _ledger(tmp_path: Path) -> Ledger:
@@ -61,8 +61,8 @@ def test_handoff_gives_up_after_its_grace(tmp_path: Path) -> None:
 
 def test_lookup_by_mori_order_id_and_audit_rows(tmp_path: Path) -> None:
     ledger = _ledger(tmp_path)
-    assert find_order(ledger, "ord-1") == ledger.order("key-1")
-    assert find_order(ledger, "ord-404") is None
+    assert ledger.order_by_id("ord-1") == ledger.order("key-1")
+    assert ledger.order_by_id("ord-404") is None
     result = OrderResult(
         "key-1",
         "upload",
