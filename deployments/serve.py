@@ -125,7 +125,9 @@ def _parser() -> argparse.ArgumentParser:
         "--manifest", help="the nightly protect run's manifest (no schedule if unset)"
     )
     parser.add_argument("--audit", default=DEFAULT_AUDIT, help="audit tables and ledger")
-    parser.add_argument("--output", help="outputs (default: 'output' beside the audit folder)")
+    parser.add_argument(
+        "--output", help="outputs of every flow (default: each protect run's; finalize follows it)"
+    )
     parser.add_argument("--cron", default="0 2 * * *", help="protect's schedule")
     parser.add_argument("--report-cron", default="0 6 * * *", help="report's schedule")
     parser.add_argument("--timezone", default="UTC")

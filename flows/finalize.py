@@ -61,7 +61,8 @@ def finalize(
         str, Field(min_length=1, description="Audit tables and ledger: folder or s3://")
     ],
     output: Annotated[
-        str | None, Field(description="Outputs (default: 'output' beside the audit folder)")
+        str | None,
+        Field(description="Outputs (default: where the protect run that planned it writes)"),
     ] = None,
     wait_timeout_seconds: Annotated[float, Field(ge=0, le=86400)] = 60.0,
     poll_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0,
@@ -89,6 +90,7 @@ def finalize(
             return outcome
         record = await_handoff(rt.ledger, record, handoff_seconds)
         earlier = {record.order_key} if is_final(record) else set()
+        outputs = rt.processor.output_location(record)
         result = process_order(record.order_key, rt.processor)
         tables = audit_tables(run_id, {record.order_key: result}, earlier, rt.ledger)
         outcome.audit_files = write_audit(
@@ -99,7 +101,7 @@ def finalize(
         outcome.images[row["status"]] = outcome.images.get(row["status"], 0) + 1
     log.info("order %s: %s %s", order_id, outcome.status, outcome.images)
     create_markdown_artifact(
-        _summary(outcome, config.output_uri),
+        _summary(outcome, outputs),
         key="finalize-summary",
         description=f"Order {order_id}",
     )

@@ -96,7 +96,7 @@ def protect(
         return Failed(message=str(items))  # type: ignore[return-value]
     with Runtime(config, storage, client_from_env()) as rt:
         # quote(): Prefect would otherwise walk every row looking for futures (~114 µs a row)
-        found, order_keys = plan_run(quote(items), rt.ledger, config.order_size)
+        found, order_keys = plan_run(quote(items), rt.ledger, config.order_size, config.output_uri)
         log.info(
             "%d rows: %d new images in %d orders to drive, %d bad rows",
             len(items),

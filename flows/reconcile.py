@@ -86,7 +86,8 @@ def reconcile(
         str, Field(min_length=1, description="Audit tables and ledger: folder or s3://")
     ],
     output: Annotated[
-        str | None, Field(description="Outputs (default: 'output' beside the audit folder)")
+        str | None,
+        Field(description="Outputs (default: where the protect run that planned each writes)"),
     ] = None,
     grace_minutes: Annotated[float, Field(ge=0, le=7 * 1440)] = 10.0,
     max_orders: Annotated[int, Field(ge=1, le=10_000)] = 500,

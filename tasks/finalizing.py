@@ -33,9 +33,11 @@ def order_config(
 ) -> RunConfig:
     """The run configuration of finishing orders recorded in the ledger of ``audit``.
 
-    ``output`` defaults to ``output`` beside the audit folder (``<m>/audit`` → ``<m>/output``),
-    which is where ``protect`` writes by default. ``completion="webhook"`` with no grace: the
-    webhook event already in the ledger is read first, then MORI is polled.
+    Without ``output`` each order's outputs go where the ``protect`` run that planned it writes
+    (recorded in the ledger); orders planned by an earlier version, which did not record it,
+    go to ``output`` beside the audit folder (``<m>/audit`` → ``<m>/output``), ``protect``'s
+    default. An explicit ``output`` takes every order there. ``completion="webhook"`` with no
+    grace: the webhook event already in the ledger is read first, then MORI is polled.
     """
     audit_uri = audit if is_s3(audit) else str(Path(audit).expanduser().resolve())
     output_uri = output or join(parent(audit_uri), "output")
@@ -50,6 +52,7 @@ def order_config(
         poll_interval=poll_interval,
         webhook_grace=0.0,
         completion=completion,
+        output_from_ledger=output is None,
     )
 
 

@@ -11,10 +11,16 @@ from mori.batch.plan import Triage, plan_orders, record_intent, triage
 
 
 @task(name="plan-orders", cache_policy=NO_CACHE)
-def plan_run(items: list[Item], ledger: Ledger, order_size: int) -> tuple[Triage, list[str]]:
-    """The triage of the rows and the keys of every order to drive (resumed first)."""
+def plan_run(
+    items: list[Item], ledger: Ledger, order_size: int, output_uri: str | None = None
+) -> tuple[Triage, list[str]]:
+    """The triage of the rows and the keys of every order to drive (resumed first).
+
+    ``output_uri`` is recorded with each new order: where ``finalize`` writes its outputs.
+    """
     with ledger.exclusive():  # no other run plans between our triage and our intent
         found = triage(items, ledger)
         planned = plan_orders(found.new, order_size)
-        record_intent(planned, items, ledger)  # intent is durable before any order exists
+        # intent is durable before any order exists
+        record_intent(planned, items, ledger, output_uri)
     return found, found.resume + [o.order_key for o in planned]

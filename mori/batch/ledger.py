@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS orders (
     confirmed_at  TEXT,
     completed_at  TEXT,
     downloaded_at TEXT,
-    updated_at    TEXT NOT NULL
+    updated_at    TEXT NOT NULL,
+    output_uri    TEXT                        -- where the planning run writes its outputs
 );
 CREATE INDEX IF NOT EXISTS orders_by_id ON orders(order_id);
 CREATE TABLE IF NOT EXISTS order_images (
@@ -109,6 +110,9 @@ class OrderRecord:
     confirmed_at: str | None
     completed_at: str | None
     downloaded_at: str | None
+    #: The outputs folder of the run that planned the order (``None``: planned by an earlier
+    #: version, which did not record it).
+    output_uri: str | None = None
 
     def reached(self, status: str) -> bool:
         """``True`` when the order got at least as far as ``status``."""
@@ -309,8 +313,19 @@ class Ledger:
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._checkpointer: threading.Thread | None = None
         self._checkpoint_later = False
+
+    def _migrate(self) -> None:
+        """Bring a ledger written by an earlier version up to :data:`SCHEMA` (columns added)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(orders)")}
+        if "output_uri" not in have:
+            try:
+                self._db.execute("ALTER TABLE orders ADD COLUMN output_uri TEXT")
+            except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
 
     def close(self) -> None:
         with self._lock:
@@ -428,9 +443,10 @@ class Ledger:
         slots: Sequence[Slot],
         fingerprints: Mapping[str, str],
         generation: int = 0,
+        output_uri: str | None = None,
     ) -> None:
         """Record an order's intent: its images, before it exists at MORI. Idempotent."""
-        self.plan_many([(order_key, kind, slots, generation)], fingerprints)
+        self.plan_many([(order_key, kind, slots, generation)], fingerprints, output_uri=output_uri)
 
     def plan_many(
         self,
@@ -438,13 +454,16 @@ class Ledger:
         fingerprints: Mapping[str, str],
         *,
         url_fingerprints: bool = False,
+        output_uri: str | None = None,
     ) -> None:
         """:meth:`plan` for many orders in one transaction: all of them are recorded, or none.
 
         ``orders`` holds ``(order_key, kind, slots, generation)``; ``fingerprints`` maps every
-        slot's image key to its fingerprint. With ``url_fingerprints`` the caller vouches that
-        every slot of a ``url`` order has the fingerprint ``url:<location>`` (as every URL row
-        of a manifest has), and those slots need no entry in ``fingerprints``.
+        slot's image key to its fingerprint; ``output_uri`` is where the planning run writes
+        the orders' outputs (``finalize`` and ``reconcile`` write there too). With
+        ``url_fingerprints`` the caller vouches that every slot of a ``url`` order has the
+        fingerprint ``url:<location>`` (as every URL row of a manifest has), and those slots
+        need no entry in ``fingerprints``.
 
         ``order_images`` rows go in with one multi-row ``INSERT`` per order; the ``images``
         rows of a new URL order are copied from its ``order_images`` rows by SQLite itself,
@@ -464,8 +483,11 @@ class Ledger:
             existing = self._existing_orders([key for key, _, _, _ in orders])
             db.executemany(
                 "INSERT OR IGNORE INTO orders(order_key, kind, generation, status, planned_at,"
-                " updated_at) VALUES (?, ?, ?, 'planned', ?, ?)",
-                [(key, kind, generation, at, at) for key, kind, _, generation in orders],
+                " updated_at, output_uri) VALUES (?, ?, ?, 'planned', ?, ?, ?)",
+                [
+                    (key, kind, generation, at, at, output_uri)
+                    for key, kind, _, generation in orders
+                ],
             )
             # In key order: the primary-key index of order_images then grows at the end only.
             for key, _, slots, _ in sorted(orders, key=_first):
@@ -569,9 +591,9 @@ class Ledger:
                 "SELECT image_key, fingerprint FROM images WHERE order_key = ?", (old_key,)
             )
         }
-        kind = self.order(old_key).kind
+        old = self.order(old_key)
         with self._lock:
-            self.plan(new_key, kind, slots, fingerprints, generation)
+            self.plan(new_key, old.kind, slots, fingerprints, generation, old.output_uri)
             at = now_iso()
             with self._tx() as db:
                 db.execute(

@@ -48,6 +48,9 @@ class OrderSettings:
     order_name_prefix: str = "mori-pipeline"
     options: dict[str, Any] | None = None
     max_replacements: int = 3
+    #: Write each order's outputs where the run that planned it writes (recorded in the
+    #: ledger), ``output_uri`` only for orders without one: how ``finalize`` works.
+    output_from_ledger: bool = False
 
 
 @dataclass
@@ -246,13 +249,22 @@ class OrderProcessor:
             archive = self.client.download(self.client.get_download(record.order_id).download_url)
         entries = _unzip(archive)
         result = OrderResult(record.order_key, record.kind, "processed", record.order_id)
+        outputs = self.output_location(record)
         for slot in slots:
-            result.images[slot.image_key] = self._write_output(slot, entries.get(slot.position))
+            result.images[slot.image_key] = self._write_output(
+                slot, entries.get(slot.position), outputs
+            )
         self.ledger.advance(record.order_key, "downloaded")
         self._on_progress(record.order_key, "downloaded")
         return result
 
-    def _write_output(self, slot: Slot, data: bytes | None) -> ImageResult:
+    def output_location(self, record: OrderRecord) -> str:
+        """The folder this processor writes ``record``'s outputs to."""
+        if self.settings.output_from_ledger and record.output_uri:
+            return record.output_uri
+        return self.settings.output_uri
+
+    def _write_output(self, slot: Slot, data: bytes | None, outputs: str) -> ImageResult:
         try:
             if data is None:
                 raise RowError("OUTPUT_MISSING", "MORI's result archive has no file for it")
@@ -263,7 +275,7 @@ class OrderProcessor:
                 slot.image_key, "failed", error_code=exc.code, error_message=exc.message
             )
         stem, ext = posixpath.splitext(slot.file_name)
-        uri = join(self.settings.output_uri, f"{stem}-{slot.image_key[:8]}{ext}")
+        uri = join(outputs, f"{stem}-{slot.image_key[:8]}{ext}")
         self.storage.write_bytes(uri, data, CONTENT_TYPES.get(ext.lstrip(".").lower()))
         digest = hashlib.sha256(data).hexdigest()
         self.ledger.image_done(slot.image_key, uri, digest)

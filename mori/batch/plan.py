@@ -96,10 +96,17 @@ def triage(items: Sequence[Item], ledger: Ledger) -> Triage:
     return Triage(new, resume, known)
 
 
-def record_intent(orders: Sequence[PlannedOrder], items: Sequence[Item], ledger: Ledger) -> None:
+def record_intent(
+    orders: Sequence[PlannedOrder],
+    items: Sequence[Item],
+    ledger: Ledger,
+    output_uri: str | None = None,
+) -> None:
     """Commit every planned order's images to the ledger before anything is sent to MORI.
 
     One transaction for the whole plan: either every order's intent is recorded, or none is.
+    ``output_uri``: where this run writes the outputs, so that whoever finishes an order later
+    (``finalize``, ``reconcile``) writes them to the same place.
     """
     if not orders:
         return
@@ -119,4 +126,5 @@ def record_intent(orders: Sequence[PlannedOrder], items: Sequence[Item], ledger:
         ((o.order_key, o.kind, o.slots, o.generation) for o in orders),
         fingerprints,
         url_fingerprints=urls_vouched,
+        output_uri=output_uri,
     )

@@ -42,6 +42,8 @@ class RunConfig:
     completion: Completion = "auto"
     allowed_private_hosts: frozenset[str] = frozenset()
     options: dict[str, Any] | None = None
+    #: Finish each order where the run that planned it writes (``finalize``, ``reconcile``).
+    output_from_ledger: bool = False
     env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -110,6 +112,7 @@ class Runtime:
                 wait_timeout=config.wait_timeout,
                 upload_concurrency=config.upload_concurrency,
                 options=config.options,
+                output_from_ledger=config.output_from_ledger,
             ),
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -199,12 +200,49 @@ def test_replace_abandons_the_old_order_and_moves_its_images(ledger: Ledger) -> 
     assert [o.order_key for o in ledger.open_orders()] == [new]
 
 
-def test_replace_keeps_the_kind(ledger: Ledger) -> None:
+def test_replace_keeps_the_kind_and_the_output_location(ledger: Ledger) -> None:
     ik = image_keys(2)
-    old = plan(ledger, ik, kind="url")
+    old = keys.order_key(ik, 0)
+    ledger.plan(old, "url", slots_for(ik), fps(ik), output_uri="s3://bucket/out")
     new = keys.order_key(ik, 1)
     ledger.replace(old, new, slots_for(ik), 1)
     assert ledger.order(new).kind == "url"
+    assert ledger.order(new).output_uri == ledger.order(old).output_uri == "s3://bucket/out"
+
+
+def test_the_output_location_is_the_first_plans(ledger: Ledger) -> None:
+    ik = image_keys(2)
+    key = keys.order_key(ik, 0)
+    ledger.plan(key, "upload", slots_for(ik), fps(ik), output_uri="/data/first")
+    ledger.plan(key, "upload", slots_for(ik), fps(ik), output_uri="/data/second")  # a rerun
+    assert ledger.order(key).output_uri == "/data/first"
+    assert ledger.order(plan(ledger, image_keys(1, "x"))).output_uri is None
+
+
+def test_a_ledger_of_an_earlier_version_gains_the_output_column(tmp_path: Path) -> None:
+    """0.1 ledgers have no orders.output_uri: opening one adds it; its orders read None."""
+    path = tmp_path / "old.sqlite"
+    column = "    updated_at    TEXT NOT NULL,\n    output_uri    TEXT"
+    old_schema = ledger_module.SCHEMA.replace(column, "    updated_at    TEXT NOT NULL")
+    assert "output_uri    TEXT" not in old_schema.split("CREATE TABLE IF NOT EXISTS images")[0]
+    db = sqlite3.connect(path)
+    db.executescript(old_schema)
+    db.execute(
+        "INSERT INTO orders(order_key, kind, status, planned_at, updated_at)"
+        " VALUES ('k-old', 'upload', 'created', 't', 't')"
+    )
+    db.commit()
+    db.close()
+    for _ in range(2):  # and opening it again is a no-op
+        ledger = Ledger(path)
+        assert ledger.order("k-old").output_uri is None
+        assert ledger.order("k-old").status == "created"
+        ledger.close()
+    ledger = Ledger(path)
+    ik = image_keys(1)
+    ledger.plan("k-new", "upload", slots_for(ik), fps(ik), output_uri="/out")
+    assert ledger.order("k-new").output_uri == "/out"
+    ledger.close()
 
 
 def test_image_done(ledger: Ledger) -> None:

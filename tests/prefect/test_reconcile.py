@@ -1,4 +1,8 @@
-"""``reconcile`` finishes an order whose webhook was lost; ``finalize`` twice is harmless."""
+"""``reconcile`` finishes an order whose webhook was lost; ``finalize`` twice is harmless.
+
+Both write the outputs where the ``protect`` run that planned the orders writes them, even
+when that is not the default folder beside the audit.
+"""
 
 from __future__ import annotations
 
@@ -27,10 +31,15 @@ def test_reconcile_finishes_orders_whose_webhook_was_lost(
 
     manifest = support.make_manifest(tmp_path / "batch", 4, seed=5)
     audit = tmp_path / "batch" / "audit"
+    outputs = tmp_path / "elsewhere" / "protected"
     ledger_path = Path(default_ledger(str(audit)))
     with LocalStack(ledger_path, processing_seconds=0.3, faults="webhook:lose=1.0") as stack:
         first = protect(
-            manifest=str(manifest), order_size=2, wait_timeout_seconds=0, completion="webhook"
+            manifest=str(manifest),
+            output=str(outputs),
+            order_size=2,
+            wait_timeout_seconds=0,
+            completion="webhook",
         )
         assert first.count("pending") == 4
         time.sleep(1.0)  # MORI finishes; its webhooks are lost
@@ -63,8 +72,9 @@ def test_reconcile_finishes_orders_whose_webhook_was_lost(
     assert len(reconciled) == 4 and reconciled.output_uri.notna().all()
     assert set(images[images.status == "skipped"].order_id) == {order_id}
     assert set(orders[orders.status == "skipped"].attempts) == {0}
-    assert (tmp_path / "batch" / "output").is_dir()
-    assert len(list((tmp_path / "batch" / "output").iterdir())) == 4
+    assert reconciled.output_uri.str.startswith(str(outputs)).all()
+    assert len(list(outputs.iterdir())) == 4
+    assert not (tmp_path / "batch" / "output").exists()
 
 
 def test_reconcile_without_a_ledger_does_nothing(prefect_api: Any, tmp_path: Path) -> None:
