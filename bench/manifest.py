@@ -84,9 +84,9 @@ def child(manifest: str) -> dict[str, Any]:
     """Load and plan ``manifest`` into a fresh ledger; figures as a dict (runs in a child)."""
     import resource
 
+    from mori.batch import plan
     from mori.batch.ledger import Ledger
     from mori.batch.manifest import load
-    from mori.batch.plan import plan_orders, record_intent, triage
     from mori.batch.storage import Storage
 
     def clock() -> tuple[float, float]:
@@ -98,11 +98,12 @@ def child(manifest: str) -> dict[str, Any]:
         items = load(manifest, Storage())
         w1, _ = clock()
         ledger = Ledger(Path(scratch) / "ledger.sqlite")
-        # As the plan-orders task does it: under the ledger's write lock where there is one.
-        with getattr(ledger, "exclusive", contextlib.nullcontext)():
-            found = triage(items, ledger)
-            orders = plan_orders(found.new)
-            record_intent(orders, items, ledger)
+        if hasattr(plan, "plan_and_record"):  # as the plan-orders task does it
+            _, orders = plan.plan_and_record(items, ledger)
+        else:  # older code (--code): the same steps, under the write lock where there is one
+            with getattr(ledger, "exclusive", contextlib.nullcontext)():
+                orders = plan.plan_orders(plan.triage(items, ledger).new)
+                plan.record_intent(orders, items, ledger)
         w2, c2 = clock()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         figures = {
@@ -118,7 +119,11 @@ def child(manifest: str) -> dict[str, Any]:
         }
         # A rerun of the same manifest: every key is found in the ledger, nothing is planned.
         w3, _ = clock()
-        again = triage(items, ledger)
+        if hasattr(plan, "plan_and_record"):
+            again, nothing = plan.plan_and_record(items, ledger)
+            assert not nothing, "a rerun planned new orders"
+        else:
+            again = plan.triage(items, ledger)
         figures["rerun_lookup_s"] = clock()[0] - w3
         figures["rerun_known"] = len(again.known)
         ledger.close()

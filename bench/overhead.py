@@ -145,7 +145,7 @@ def run_plain(emu: EmulatorProcess, files: list[Path], concurrency: int) -> dict
     from mori.batch.ledger import now_iso
     from mori.batch.manifest import load
     from mori.batch.outcomes import image_rows, order_rows, run_row, summarise
-    from mori.batch.plan import plan_orders, record_intent, triage
+    from mori.batch.plan import plan_and_record
     from mori.batch.runtime import RunConfig, Runtime
     from mori.batch.storage import Storage
 
@@ -166,9 +166,9 @@ def run_plain(emu: EmulatorProcess, files: list[Path], concurrency: int) -> dict
             storage = Storage()
             items = load(config.manifest_uri, storage, config.validation())
             with Runtime(config, storage) as rt:
-                found = triage(items, rt.ledger)
-                planned = plan_orders(found.new, config.order_size)
-                record_intent(planned, items, rt.ledger)
+                found, planned = plan_and_record(
+                    items, rt.ledger, config.order_size, config.output_uri
+                )
                 keys = found.resume + [o.order_key for o in planned]
                 with ThreadPoolExecutor(concurrency) as pool:
                     results = dict(zip(keys, pool.map(rt.processor.process, keys), strict=True))

@@ -7,7 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from mori.batch.ledger import Ledger
 from mori.batch.manifest import Item
-from mori.batch.plan import Triage, plan_orders, record_intent, triage
+from mori.batch.plan import Triage, plan_and_record
 
 
 @task(name="plan-orders", cache_policy=NO_CACHE)
@@ -18,9 +18,5 @@ def plan_run(
 
     ``output_uri`` is recorded with each new order: where ``finalize`` writes its outputs.
     """
-    with ledger.exclusive():  # no other run plans between our triage and our intent
-        found = triage(items, ledger)
-        planned = plan_orders(found.new, order_size)
-        # intent is durable before any order exists
-        record_intent(planned, items, ledger, output_uri)
+    found, planned = plan_and_record(items, ledger, order_size, output_uri)
     return found, found.resume + [o.order_key for o in planned]

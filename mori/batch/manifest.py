@@ -18,7 +18,7 @@ import itertools
 import os
 import posixpath
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +94,8 @@ class Item:
     image_key: str | None = None
     error_code: str | None = None
     error_message: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The manifest's other columns, for the audit (read-only when it comes from ``load``).
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -224,11 +225,9 @@ def validated_items(frame: pd.DataFrame, base_dir: str, options: ValidationOptio
     pa.default_memory_pool().release_unused()
     caller_ids = [None] * len(sources) if ids is None else [_text_fast(v) for v in ids]
     extras = [c for c in columns if c not in RESERVED_COLUMNS]
-    extra_rows: Iterable[dict[str, Any]] = (
-        [
-            dict(zip(extras, row, strict=True))
-            for row in zip(*(values[c] for c in extras), strict=True)
-        ]
+    extra_columns = {c: values[c] for c in extras}
+    extra_rows: Iterable[Mapping[str, Any]] = (
+        map(_ColumnRow, itertools.repeat(extra_columns), range(len(sources)))
         if extras
         else itertools.repeat(_NO_EXTRA, len(sources))
     )
@@ -264,12 +263,41 @@ class _NoExtra(dict[str, Any]):
 _NO_EXTRA = _NoExtra()
 
 
+class _ColumnRow(Mapping[str, Any]):
+    """Row ``index`` of the manifest's extra columns, as a read-only mapping.
+
+    The values stay in their columns (shared by every row), so a row costs one small object
+    instead of a ``dict`` of its own: 130 MiB less per million rows, and a million fewer
+    containers for the garbage collector. Pickles as a plain ``dict`` of the row.
+    """
+
+    __slots__ = ("_columns", "_index")
+
+    def __init__(self, columns: dict[str, list[Any]], index: int) -> None:
+        self._columns, self._index = columns, index
+
+    def __getitem__(self, name: str) -> Any:
+        return self._columns[name][self._index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self),))
+
+
 def _row_item(
     index: int,
     source: Any,
     caller_id: str | None,
     names: list[Any] | None,
-    extra: dict[str, Any],
+    extra: Mapping[str, Any],
     base_dir: str,
     options: ValidationOptions,
     paths: _LocalPaths,

@@ -96,6 +96,26 @@ def triage(items: Sequence[Item], ledger: Ledger) -> Triage:
     return Triage(new, resume, known)
 
 
+def plan_and_record(
+    items: Sequence[Item],
+    ledger: Ledger,
+    max_files: int = MAX_FILES_PER_ORDER,
+    output_uri: str | None = None,
+) -> tuple[Triage, list[PlannedOrder]]:
+    """:func:`triage`, :func:`plan_orders` and :func:`record_intent` as one step.
+
+    It runs under the ledger's write lock, so no other run plans between our triage and our
+    intent (two overlapping runs would both plan the same images otherwise), and with the
+    garbage collector paused: a million-row plan makes millions of small objects, and the
+    collector's passes over them cost a quarter of the time.
+    """
+    with ledger.exclusive(), vectorised.gc_paused():
+        found = triage(items, ledger)
+        planned = plan_orders(found.new, max_files)
+        record_intent(planned, items, ledger, output_uri)  # durable before any order exists
+    return found, planned
+
+
 def record_intent(
     orders: Sequence[PlannedOrder],
     items: Sequence[Item],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import pickle
 import random
 import sqlite3
 from pathlib import Path
@@ -228,6 +229,26 @@ def test_frames_with_non_string_column_names(tmp_path: Path) -> None:
         assert [as_tuple(i) for i in fast] == [as_tuple(i) for i in slow]
         assert [i.ok for i in fast] == [True, False, True]
         assert fast[0].extra == {extra_name: 10}
+
+
+def test_extra_columns_are_read_only_rows_that_pickle_as_dicts(tmp_path: Path) -> None:
+    rows = [
+        {"source": f"https://cdn.example.com/{i}.jpg", "album": f"a{i}", "rank": i}
+        for i in range(3)
+    ]
+    rows.append({"source": "ftp://cdn.example.com/bad.jpg", "album": "x", "rank": 9})
+    items = load(str(write_manifest(tmp_path / "m.jsonl", rows)), Storage())
+    assert [dict(it.extra) for it in items] == [
+        {"album": r["album"], "rank": r["rank"]} for r in rows
+    ]
+    assert items[1].extra == {"album": "a1", "rank": 1} and len(items[1].extra) == 2
+    assert repr(items[3].extra) == "{'album': 'x', 'rank': 9}"
+    with pytest.raises(TypeError):
+        items[0].extra["album"] = "changed"  # type: ignore[index]
+    with pytest.raises(KeyError):
+        items[0].extra["missing"]
+    copied = pickle.loads(pickle.dumps(items[2]))
+    assert type(copied.extra) is dict and copied.extra == {"album": "a2", "rank": 2}
 
 
 def test_plain_rows_take_the_vectorised_path(tmp_path: Path) -> None:
