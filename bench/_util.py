@@ -158,12 +158,30 @@ class Timer:
 
 
 def machine() -> str:
-    """One line about where the figures come from (load average included: shared hosts vary)."""
+    """One line about where the figures come from: the load average, and the speed of one CPU
+    right now (:func:`cpu_speed`), since a shared host's speed varies by 2x from hour to hour."""
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} "
-        f"{platform.machine()}, load average {load}"
+        f"{platform.machine()}, load average {load}, CPU speed {cpu_speed():.0f} ms"
     )
+
+
+def cpu_speed(rounds: int = 5) -> float:
+    """Milliseconds one CPU takes for a fixed pure-Python workload (best of ``rounds``).
+
+    About 100 ms on an idle modern core; compare it between runs of a benchmark to tell a
+    slower hour of a shared host from a slower program.
+    """
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        table: dict[int, int] = {}
+        for i in range(300_000):
+            table[i * 7919 % 300_007] = i
+        sorted(table.items(), key=lambda kv: kv[1] % 1000)
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:

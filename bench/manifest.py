@@ -60,10 +60,15 @@ def url_rows(n: int, seed: int = 11) -> list[tuple[str, str]]:
     return rows
 
 
-def url_manifest(n: int) -> Path:
-    path = CACHE / f"manifest-urls-{n}.csv"
+def url_manifest(n: int, extra_columns: int = 0) -> Path:
+    """``n`` URL rows; with ``extra_columns`` more columns for the audit (``c1``, ``c2``, ...)."""
+    path = CACHE / (
+        f"manifest-urls-{n}.csv" if not extra_columns else f"manifest-urls-{n}-x{extra_columns}.csv"
+    )
     if not path.exists():
-        write_csv(path, ["source", "id"], url_rows(n))
+        extras = [f"c{k}" for k in range(1, extra_columns + 1)]
+        rows = ((*row, *(f"{c}-{i % 5000}" for c in extras)) for i, row in enumerate(url_rows(n)))
+        write_csv(path, ["source", "id", *extras], rows)
     return path
 
 
@@ -147,8 +152,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="URL rows (default 1M)")
     parser.add_argument("--file-rows", type=int, default=100_000, help="local-file rows")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case (median)")
+    parser.add_argument(
+        "--extra-columns", type=int, default=0, help="more manifest columns in the URL case"
+    )
     parser.add_argument("--quick", action="store_true", help="100k URL rows, 10k files, 1 run")
     parser.add_argument("--code", help="measure the mori package in this folder instead")
+    parser.add_argument(
+        "--against",
+        metavar="DIR",
+        help="also measure the mori package in DIR, run for run in turn with this one, and "
+        "print the ratios (e.g. a `git archive` of an older commit)",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -162,15 +176,37 @@ def main() -> None:
     print(f"manifest: {args.rows:,} URL rows, {args.file_rows:,} local-file rows; {machine()}")
     cases = []
     if args.rows:
-        cases.append((f"{args.rows:,} URL rows", url_manifest(args.rows), args.repeats))
+        name = f"{args.rows:,} URL rows"
+        if args.extra_columns:
+            name += f" + {args.extra_columns} column{'s' * (args.extra_columns > 1)}"
+        cases.append((name, url_manifest(args.rows, args.extra_columns), args.repeats))
     if args.file_rows:
         cases.append((f"{args.file_rows:,} local files", file_manifest(args.file_rows), 1))
     results: dict[str, list[dict[str, Any]]] = {}
+    others: dict[str, list[dict[str, Any]]] = {}
     for name, manifest, repeats in cases:
         size = manifest.stat().st_size / 2**20
         print(f"  {name}: {manifest.name} ({size:.0f} MiB), {repeats} run(s)", flush=True)
-        results[name] = [measure(manifest, args.code) for _ in range(repeats)]
+        results[name], others[name] = [], []
+        for _ in range(repeats):  # in turn, so that both see the same machine
+            results[name].append(measure(manifest, args.code))
+            if args.against:
+                others[name].append(measure(manifest, args.against))
     report(args, results)
+    if args.against:
+        print(f"\nthe same cases with the mori package in {args.against}:")
+        report(args, others)
+        print("\nthis / other, medians of the run-by-run ratios:")
+        for name in results:
+            pairs = list(zip(results[name], others[name], strict=True))
+            time_ratio = median([a["total_s"] / b["total_s"] for a, b in pairs])
+            peak_ratio = median([a["peak_mib"] / b["peak_mib"] for a, b in pairs])
+            print(f"  {name}: time × {time_ratio:.3f}, peak memory × {peak_ratio:.3f}")
+    if args.json:
+        payload = {"machine": machine(), **results}
+        if args.against:
+            payload["against"] = {"code": args.against, **others}
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
 
 
 def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -> None:
@@ -186,19 +222,15 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
     print()
     print(table(rows, header))
     if args.rows == 1_000_000:
-        m = {
-            k: median([r[k] for r in results["1,000,000 URL rows"]])
-            for k in ("total_s", "peak_mib")
-        }
+        name, runs = next(iter(results.items()))
+        m = {k: median([r[k] for r in runs]) for k in ("total_s", "peak_mib")}
         met = m["total_s"] <= TARGET_SECONDS and m["peak_mib"] <= TARGET_MIB
         print(
-            f"\n1M URL rows: {m['total_s']:.1f} s, {m['peak_mib']:.0f} MiB peak "
+            f"\n{name}: {m['total_s']:.1f} s, {m['peak_mib']:.0f} MiB peak "
             f"(target ≤ {TARGET_SECONDS:.0f} s, ≤ {TARGET_MIB:.0f} MiB: "
             f"{'met' if met else 'NOT met'})"
         )
     print("load = read + validate + fingerprint + key; plan = ledger lookup + orders + intent")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine(), **results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

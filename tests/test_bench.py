@@ -40,15 +40,19 @@ def run_bench(name: str, tmp_path: Path, *args: str) -> tuple[str, dict[str, Any
 
 def test_manifest_bench(tmp_path: Path) -> None:
     stdout, figures = run_bench(
-        "manifest", tmp_path, "--rows", "3000", "--file-rows", "40", "--repeats", "1"
-    )
-    urls, files = figures["3,000 URL rows"][0], figures["40 local files"][0]
+        "manifest", tmp_path, "--rows", "3000", "--file-rows", "40", "--repeats", "1",
+        "--extra-columns", "1", "--against", str(ROOT),  # this checkout against itself
+    )  # fmt: skip
+    urls, files = figures["3,000 URL rows + 1 column"][0], figures["40 local files"][0]
     assert 0.99 * 3000 < urls["valid"] < 3000  # the generator plants a few bad rows
     assert urls["orders"] == math.ceil(urls["valid"] / 100)
     assert urls["rerun_known"] == urls["valid"]  # the rerun finds every planned image
     assert files["valid"] == files["rerun_known"] == 40 and files["orders"] == 1
     assert urls["peak_mib"] > 0 and urls["ledger_mib"] > 0
-    assert "load = read + validate" in stdout
+    other = figures["against"]["3,000 URL rows + 1 column"][0]
+    assert (other["valid"], other["orders"]) == (urls["valid"], urls["orders"])
+    assert "load = read + validate" in stdout and "CPU speed" in stdout
+    assert "3,000 URL rows + 1 column: time × " in stdout
 
 
 def test_throughput_bench(tmp_path: Path) -> None:
