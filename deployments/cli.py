@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to wait for a webhook before polling",
     )
     run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="send images that failed for good in earlier runs again (new orders)",
+    )
+    run.add_argument(
         "--allow-private-url-host",
         action="append",
         default=[],
@@ -126,6 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         webhook_grace_seconds=args.webhook_grace,
         allowed_private_hosts=args.allow_private_url_host,
         completion=args.completion,
+        retry_failed=args.retry_failed,
         return_state=True,
     )
     if not state.is_completed():

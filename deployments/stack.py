@@ -81,6 +81,8 @@ class LocalStack:
     seed: int = 0
     url_hosts: frozenset[str] = frozenset()
     webhooks: bool = True
+    #: Orders with these names fail at the emulator (tests of failures and retries).
+    fail_order_names: frozenset[str] = frozenset()
     emulator: EmulatorServer | None = field(default=None, init=False)
     s3: LocalS3 | None = field(default=None, init=False)
     receiver_url: str | None = field(default=None, init=False)
@@ -104,6 +106,7 @@ class LocalStack:
             url_allowlist=self.url_hosts,
             faults=self.faults,
             seed=self.seed,
+            fail_order_names=self.fail_order_names,
             s3_endpoint_url=self.s3.endpoint_url,
             first_order_id=int(time.time() * 1000),  # ids never repeat across restarts
         )

@@ -72,6 +72,9 @@ def protect(
     ] = 30.0,
     completion: Completion = "auto",
     allowed_private_hosts: Annotated[list[str], Field(max_length=64)] = [],  # noqa: B006
+    retry_failed: Annotated[
+        bool, Field(description="Send images that failed for good in earlier runs again")
+    ] = False,
 ) -> RunSummary:
     """Protect every image of a manifest exactly once; write outputs and the audit tables."""
     log = get_run_logger()
@@ -96,11 +99,14 @@ def protect(
         return Failed(message=str(items))  # type: ignore[return-value]
     with Runtime(config, storage, client_from_env()) as rt:
         # quote(): Prefect would otherwise walk every row looking for futures (~114 µs a row)
-        found, order_keys = plan_run(quote(items), rt.ledger, config.order_size, config.output_uri)
+        found, order_keys = plan_run(
+            quote(items), rt.ledger, config.order_size, config.output_uri, retry_failed
+        )
         log.info(
-            "%d rows: %d new images in %d orders to drive, %d bad rows",
+            "%d rows: %d new images and %d failed before, in %d orders to drive; %d bad rows",
             len(items),
             len(found.new),
+            len(found.retried),
             len(order_keys),
             sum(not it.ok for it in items),
         )

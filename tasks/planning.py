@@ -12,11 +12,16 @@ from mori.batch.plan import Triage, plan_and_record
 
 @task(name="plan-orders", cache_policy=NO_CACHE)
 def plan_run(
-    items: list[Item], ledger: Ledger, order_size: int, output_uri: str | None = None
+    items: list[Item],
+    ledger: Ledger,
+    order_size: int,
+    output_uri: str | None = None,
+    retry_failed: bool = False,
 ) -> tuple[Triage, list[str]]:
     """The triage of the rows and the keys of every order to drive (resumed first).
 
     ``output_uri`` is recorded with each new order: where ``finalize`` writes its outputs.
+    ``retry_failed``: send images that failed for good in earlier runs again.
     """
-    found, planned = plan_and_record(items, ledger, order_size, output_uri)
+    found, planned = plan_and_record(items, ledger, order_size, output_uri, retry_failed)
     return found, found.resume + [o.order_key for o in planned]

@@ -434,6 +434,33 @@ class Ledger:
                     found[row[0]] = ImageRecord._make(row)
         return found
 
+    def reopen_failed(self, image_keys: Sequence[str]) -> int:
+        """Set images that failed for good back to ``planned``, to send them again.
+
+        Returns the generation their new orders need: one above every order that held them
+        (each image's current order is its latest: replacements only raise the generation), so
+        the new orders' keys, and MORI idempotency keys, are new. Call it in the transaction
+        that records the new orders (see :func:`mori.batch.plan.plan_and_record`).
+        """
+        highest, at = 0, now_iso()
+        with self._tx() as db:
+            for start in range(0, len(image_keys), _LOOKUP_BATCH):
+                batch = list(image_keys[start : start + _LOOKUP_BATCH])
+                marks = _marks(len(batch))
+                (top,) = db.execute(
+                    "SELECT max(o.generation) FROM images i JOIN orders o USING (order_key)"
+                    f" WHERE i.image_key IN ({marks})",
+                    batch,
+                ).fetchone()
+                highest = max(highest, top or 0)
+                db.execute(
+                    "UPDATE images SET status='planned', output_uri=NULL, output_sha256=NULL,"
+                    " error_code=NULL, error_message=NULL, updated_at=?"
+                    f" WHERE status='failed' AND image_key IN ({marks})",
+                    (at, *batch),
+                )
+        return highest + 1
+
     # -- orders --------------------------------------------------------------------------------
 
     def plan(

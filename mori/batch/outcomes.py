@@ -99,7 +99,8 @@ def image_rows(
                     error_code=before.error_code,
                     attempts=0,
                     error_message=f"failed in an earlier run (order "
-                    f"{order.order_id if order else '?'}): {before.error_message}",
+                    f"{order.order_id if order else '?'}): {before.error_message}"
+                    " (retry_failed / --retry-failed sends it again)",
                 )
             _stamp(row, order)
         else:

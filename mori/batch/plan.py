@@ -10,7 +10,7 @@ order that holds them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 
 from mori import keys
@@ -35,8 +35,14 @@ def order_kind(item: Item) -> str:
     return "url" if item.kind == "url" else "upload"
 
 
-def plan_orders(items: Sequence[Item], max_files: int = MAX_FILES_PER_ORDER) -> list[PlannedOrder]:
-    """Deterministic chunks of ≤ ``max_files`` new images, per kind, ordered by image key."""
+def plan_orders(
+    items: Sequence[Item], max_files: int = MAX_FILES_PER_ORDER, generation: int = 0
+) -> list[PlannedOrder]:
+    """Deterministic chunks of ≤ ``max_files`` new images, per kind, ordered by image key.
+
+    ``generation`` goes into the order keys (see :func:`mori.keys.order_key`): images sent
+    again after failing get orders, and MORI idempotency keys, that no earlier order had.
+    """
     if not 1 <= max_files <= MAX_FILES_PER_ORDER:
         raise ValueError(f"max_files must be 1..{MAX_FILES_PER_ORDER}")
     upload: list[Item] = []
@@ -48,11 +54,13 @@ def plan_orders(items: Sequence[Item], max_files: int = MAX_FILES_PER_ORDER) -> 
     with vectorised.gc_paused():
         for kind, chosen in (("upload", upload), ("url", url)):
             chosen.sort(key=_image_key_of)  # stable, as sorted() was
-            orders.extend(_chunks(chosen, kind, max_files))
+            orders.extend(_chunks(chosen, kind, max_files, generation))
     return orders
 
 
-def _chunks(chosen: list[Item], kind: str, max_files: int) -> Iterator[PlannedOrder]:
+def _chunks(
+    chosen: list[Item], kind: str, max_files: int, generation: int
+) -> Iterator[PlannedOrder]:
     """Consecutive orders of ``max_files`` sorted items of one kind."""
     for start in range(0, len(chosen), max_files):
         chunk = chosen[start : start + max_files]
@@ -69,7 +77,8 @@ def _chunks(chosen: list[Item], kind: str, max_files: int) -> Iterator[PlannedOr
                 for i, it in enumerate(chunk)
             ]
         )
-        yield PlannedOrder(keys.order_key(s.image_key for s in slots), kind, slots)
+        order_key = keys.order_key((s.image_key for s in slots), generation)
+        yield PlannedOrder(order_key, kind, slots, generation)
 
 
 _image_key_of = attrgetter("image_key")
@@ -82,18 +91,28 @@ class Triage:
     new: list[Item]  # never seen: to be planned into new orders
     resume: list[str]  # keys of open orders (from earlier runs) holding some of the rows
     known: dict[str, ImageRecord]  # image key -> the ledger's record, for rows seen before
+    #: Rows whose image failed for good in an earlier run, to be sent again (``retry_failed``).
+    retried: list[Item] = field(default_factory=list)
 
 
-def triage(items: Sequence[Item], ledger: Ledger) -> Triage:
-    """Split valid rows into new images and images the ledger already holds."""
+def triage(items: Sequence[Item], ledger: Ledger, retry_failed: bool = False) -> Triage:
+    """Split valid rows into new images and images the ledger already holds.
+
+    With ``retry_failed``, images the ledger holds as ``failed`` are not known but ``retried``.
+    """
     valid = [it for it in items if it.error_code is None and it.image_key]
     known = ledger.images(it.image_key or "" for it in valid)
     new = [it for it in valid if it.image_key not in known] if known else valid
+    retried: list[Item] = []
+    failed = {k for k, rec in known.items() if rec.status == "failed"} if retry_failed else set()
+    if failed:
+        retried = [it for it in valid if it.image_key in failed]
+        known = {k: rec for k, rec in known.items() if k not in failed}
     open_keys = {rec.order_key for rec in known.values() if rec.status == "planned"}
     resume = (
         [o.order_key for o in ledger.open_orders() if o.order_key in open_keys] if open_keys else []
     )
-    return Triage(new, resume, known)
+    return Triage(new, resume, known, retried)
 
 
 def plan_and_record(
@@ -101,8 +120,12 @@ def plan_and_record(
     ledger: Ledger,
     max_files: int = MAX_FILES_PER_ORDER,
     output_uri: str | None = None,
+    retry_failed: bool = False,
 ) -> tuple[Triage, list[PlannedOrder]]:
     """:func:`triage`, :func:`plan_orders` and :func:`record_intent` as one step.
+
+    ``retry_failed`` (an explicit choice, never a default) sends images that failed for good in
+    earlier runs again, in new orders of a generation above every order that held them.
 
     It runs under the ledger's write lock, so no other run plans between our triage and our
     intent (two overlapping runs would both plan the same images otherwise), and with the
@@ -110,8 +133,11 @@ def plan_and_record(
     collector's passes over them cost a quarter of the time.
     """
     with ledger.exclusive(), vectorised.gc_paused():
-        found = triage(items, ledger)
+        found = triage(items, ledger, retry_failed)
         planned = plan_orders(found.new, max_files)
+        if found.retried:
+            keys_ = [it.image_key or "" for it in found.retried]
+            planned += plan_orders(found.retried, max_files, ledger.reopen_failed(keys_))
         record_intent(planned, items, ledger, output_uri)  # durable before any order exists
     return found, planned
 

@@ -387,3 +387,22 @@ def test_order_by_mori_order_id(ledger: Ledger) -> None:
     assert ledger.order_by_id("ord-1") == ledger.order(first)
     assert ledger.order_by_id("ord-2") == ledger.order(second)
     assert ledger.order_by_id("ord-404") is None
+
+
+def test_reopen_failed_images_for_a_retry(ledger: Ledger) -> None:
+    ik = image_keys(3)
+    old = plan(ledger, ik)
+    replaced = keys.order_key(ik, 2)
+    ledger.replace(old, replaced, slots_for(ik), 2)  # the images now sit in a generation-2 order
+    ledger.image_done(ik[0], "out/0.jpg", "a" * 64)
+    ledger.image_done(ik[1], None, None, "PROCESSING_FAILED", "the filter failed")
+    other = plan(ledger, image_keys(1, "other"))
+    ledger.image_done(image_keys(1, "other")[0], None, None, "OUTPUT_MISSING", "gone")
+
+    assert ledger.reopen_failed([ik[0], ik[1]]) == 3  # above every order that held them
+    records = ledger.images(ik)
+    assert records[ik[1]][2:] == ("planned", replaced, None, None, None, None)  # error cleared
+    assert records[ik[0]].status == "processed"  # only failed images are reopened
+    assert ledger.images(image_keys(1, "other"))[image_keys(1, "other")[0]].status == "failed"
+    assert ledger.order(other).generation == 0
+    assert ledger.reopen_failed([]) == 1

@@ -22,7 +22,7 @@ from mori.batch import manifest
 from mori.batch.completion import CompletionWaiter
 from mori.batch.ledger import Ledger, Slot
 from mori.batch.orders import OrderProcessor, OrderSettings
-from mori.batch.plan import plan_orders, record_intent
+from mori.batch.plan import plan_and_record, plan_orders, record_intent
 from mori.batch.storage import Storage
 from mori.client import MoriClient
 from mori.emulator import EmulatorConfig, EmulatorServer, LocalS3
@@ -214,6 +214,47 @@ def test_an_order_mori_fails_fails_its_images_with_moris_code(world: World) -> N
     assert world.ledger.order(key).status == "failed"
     assert world.processor.process(key).status == "failed"  # terminal: nothing resent
     assert world.stats()["orders_created"] == 1
+
+
+@pytest.mark.emulator(fail_order_names=frozenset({DOOMED}), images=7)
+def test_retry_failed_sends_failed_images_again_in_new_orders(world: World) -> None:
+    """Failed for good stays failed on reruns, unless the run asks: then new orders, once."""
+    (doomed,) = world.plan()
+    world.processor.settings = OrderSettings(
+        str(world.out), wait_timeout=10, order_name_prefix=DOOMED
+    )
+    assert world.processor.process(doomed).status == "failed"
+    world.processor.settings = OrderSettings(str(world.out), wait_timeout=10)
+
+    found, planned = plan_and_record(world.items, world.ledger)  # a plain rerun
+    assert planned == [] and found.retried == []
+    assert {rec.status for rec in found.known.values()} == {"failed"}
+
+    found, planned = plan_and_record(world.items, world.ledger, retry_failed=True)
+    assert len(found.retried) == 7 and not found.known and not found.new
+    (again,) = planned
+    assert again.generation == 1 and again.order_key != doomed
+    assert again.order_key == keys.order_key((it.image_key or "" for it in world.items), 1)
+    records = world.ledger.images(it.image_key or "" for it in world.items)
+    assert {(r.status, r.order_key, r.error_code) for r in records.values()} == {
+        ("planned", again.order_key, None)
+    }
+    assert world.ledger.order(doomed).status == "failed"  # history kept
+
+    result = world.processor.process(again.order_key)
+    assert result.status == "processed"
+    assert {img.status for img in result.images.values()} == {"processed"}
+    stats = world.stats()
+    created, files, duplicates = (
+        stats[k] for k in ("orders_created", "files_processed", "duplicate_files")
+    )
+    assert (created, files, duplicates) == (2, 7, 0)
+
+    # Nothing failed is left: a second retry plans nothing, and the first retry's orders are
+    # never planned again.
+    found, planned = plan_and_record(world.items, world.ledger, retry_failed=True)
+    assert planned == [] and found.retried == []
+    assert {rec.status for rec in found.known.values()} == {"processed"}
 
 
 def test_mori_refusing_an_order_fails_it_with_code_and_never_retries(world: World) -> None:
