@@ -3,8 +3,9 @@
 The plan is a pure function of the *set* of new images: sorted by image key, split by kind
 (uploaded files vs public URLs, which use different endpoints), chunked. The same images give
 the same orders and the same idempotency keys whatever the manifest's row order. Images the
-ledger already holds are never planned again: they are skipped (done) or re-attached to the
-order that holds them.
+ledger already holds are never planned again: they are skipped (done), re-attached to the
+order that holds them, or, only when a run asks (``retry_failed``) and they failed for good,
+planned into new orders of a higher key generation.
 """
 
 from __future__ import annotations
