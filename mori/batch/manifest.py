@@ -157,7 +157,9 @@ def _parse(raw: bytes, suffix: str) -> pd.DataFrame:
     if not raw.strip():
         raise ManifestError("MANIFEST_EMPTY", "manifest is empty")
     if suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(io.BytesIO(raw))
+        # A native buffer, not a Python file object: pyarrow may still close the latter from a
+        # worker thread at interpreter exit, which aborts the process (apache/arrow#33975).
+        frame = pd.read_parquet(pa.BufferReader(raw))
         if "source" in frame.columns and not (
             pd.api.types.is_string_dtype(frame["source"]) or frame["source"].dtype == object
         ):

@@ -16,7 +16,6 @@ A file that cannot be read, or sits outside a ``run_date=`` folder, is left out 
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -135,7 +134,7 @@ def _partition_date(rel: str) -> str | None:
 
 def _read(storage: Storage, uri: str, problems: list[str]) -> pa.Table | None:
     try:
-        return pq.read_table(io.BytesIO(storage.read_bytes(uri)))
+        return pq.read_table(pa.BufferReader(storage.read_bytes(uri)))  # see manifest._parse
     except Exception as exc:  # a damaged or foreign file must not stop the report
         problems.append(f"{uri}: unreadable ({type(exc).__name__}: {exc}); left out")
         return None
