@@ -28,7 +28,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mori.batch.vectorised import gc_paused
+from mori.batch.bulk import gc_paused
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (

@@ -33,7 +33,7 @@ from pandas.core.dtypes.cast import maybe_box_native as _box_native
 from PIL import Image, UnidentifiedImageError
 
 from mori import keys
-from mori.batch import vectorised
+from mori.batch import bulk, vectorised
 from mori.batch.storage import NotFound, Storage, is_s3, parent, split_s3
 from mori.models import ALLOWED_EXTENSIONS
 
@@ -235,7 +235,7 @@ def validated_items(frame: pd.DataFrame, base_dir: str, options: ValidationOptio
     )
     del values
     paths = _LocalPaths(base_dir)
-    with vectorised.gc_paused():  # a million small objects: no collector passes meanwhile
+    with bulk.gc_paused():  # a million small objects: no collector passes meanwhile
         items: list[Item] = [
             Item(i, s, cid, name, "url", s, "url:" + s, *_NO_FACTS, extra)
             if name is not None

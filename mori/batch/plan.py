@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 
 from mori import keys
-from mori.batch import vectorised
+from mori.batch import bulk
 from mori.batch.ledger import ImageRecord, Ledger, Slot, make_slot
 from mori.batch.manifest import Item
 from mori.models import MAX_FILES_PER_ORDER
@@ -52,7 +52,7 @@ def plan_orders(
         if it.image_key:
             (url if it.kind == "url" else upload).append(it)
     orders: list[PlannedOrder] = []
-    with vectorised.gc_paused():
+    with bulk.gc_paused():
         for kind, chosen in (("upload", upload), ("url", url)):
             chosen.sort(key=_image_key_of)  # stable, as sorted() was
             orders.extend(_chunks(chosen, kind, max_files, generation))
@@ -133,7 +133,7 @@ def plan_and_record(
     garbage collector paused: a million-row plan makes millions of small objects, and the
     collector's passes over them cost a quarter of the time.
     """
-    with ledger.exclusive(), vectorised.gc_paused():
+    with ledger.exclusive(), bulk.gc_paused():
         found = triage(items, ledger, retry_failed)
         planned = plan_orders(found.new, max_files)
         if found.retried:

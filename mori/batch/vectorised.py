@@ -14,10 +14,8 @@ building a :class:`uuid.UUID` per key.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -28,7 +26,6 @@ from mori.models import ALLOWED_EXTENSIONS
 
 __all__ = [
     "MAX_PLAIN_NAME",
-    "gc_paused",
     "image_keys",
     "plain_names",
     "plain_url_mask",
@@ -95,19 +92,3 @@ def image_keys(fingerprints: Iterable[str], options: Mapping[str, Any] | None = 
         x = digest.hexdigest()
         append(f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{variant[x[16]]}{x[17:20]}-{x[20:32]}")
     return out
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a bulk step makes a million small objects.
-
-    Reference counting still frees everything as usual; only the collector's passes over the
-    ever-growing heap (which made building a million items about twice as slow) are skipped.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
