@@ -250,16 +250,9 @@ def _in_position(slots: Sequence[Slot]) -> bool:
 
 def _copyable(slots: Sequence[Slot], fingerprints: Mapping[str, str]) -> bool:
     """Every slot is at its index and has the fingerprint ``"url:" + slot.location``."""
-    for index, slot in enumerate(slots):
-        fingerprint, location = fingerprints[slot.image_key], slot.location
-        if (
-            slot.position != index
-            or len(fingerprint) != len(location) + 4
-            or not fingerprint.endswith(location)
-            or not fingerprint.startswith("url:")
-        ):
-            return False
-    return True
+    return _in_position(slots) and all(
+        fingerprints[s.image_key] == "url:" + s.location for s in slots
+    )
 
 
 def _order_images_insert(order_key: str, slots: Sequence[Slot]) -> tuple[str, list[Any]]:
