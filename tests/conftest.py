@@ -9,16 +9,21 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def prefect() -> Iterator[None]:
-    """Prefect's test harness, with the per-flow heartbeat floor removed."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+def prefect() -> Iterator[str]:
+    """Prefect's test harness, with the per-flow heartbeat floor removed; yields its API URL
+    (for child processes, e.g. the CLI runs of the chaos tests)."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
     from prefect.testing.utilities import prefect_test_harness
 
     with (
         prefect_test_harness(server_startup_timeout=60),
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
-        yield
+        yield str(PREFECT_API_URL.value())
 
 
 @pytest.fixture(autouse=True)

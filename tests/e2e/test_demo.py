@@ -17,7 +17,7 @@ COUNT = 12
 
 
 @pytest.fixture(scope="module")
-def demo(prefect: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def demo(prefect: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     workdir = tmp_path_factory.mktemp("demo")
     first, first_stats = run_demo(workdir, COUNT, processing_seconds=0.2)
     second, second_stats = run_demo(workdir, COUNT, processing_seconds=0.2)

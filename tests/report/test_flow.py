@@ -28,7 +28,7 @@ def _artifacts(flow_run_id: UUID) -> dict[str, object]:
 
 
 def test_the_flow_writes_the_report_and_publishes_artifacts(
-    prefect: None, audit: Path, tmp_path: Path
+    prefect: str, audit: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     state = report(audit=str(audit), out=str(out), return_state=True)
@@ -48,17 +48,17 @@ def test_the_flow_writes_the_report_and_publishes_artifacts(
     assert f"({files.html_link})" in str(link.data)  # Prefect stores a link as markdown
 
 
-def test_the_flow_fails_clearly_on_an_empty_audit(prefect: None, tmp_path: Path) -> None:
+def test_the_flow_fails_clearly_on_an_empty_audit(prefect: str, tmp_path: Path) -> None:
     state = report(audit=str(tmp_path / "nothing"), days=3, return_state=True)
     assert state.is_failed() and "no audit rows" in (state.message or "")
 
 
-def test_the_flow_refuses_bad_days(prefect: None, audit: Path) -> None:
+def test_the_flow_refuses_bad_days(prefect: str, audit: Path) -> None:
     state = report(audit=str(audit), days=0, return_state=True)
     assert not state.is_completed()
 
 
-def test_main_report(prefect: None, audit: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_report(prefect: str, audit: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main_report(str(audit)) == 0  # default out: report/ beside the audit
     assert (audit.parent / "report" / "report.html").is_file()
     assert "report.html" in capsys.readouterr().out
@@ -68,7 +68,7 @@ def test_main_report(prefect: None, audit: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_the_report_of_a_real_demo_run_has_real_charts(
-    prefect: None, tmp_path_factory: pytest.TempPathFactory
+    prefect: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from deployments.demo import prepare, run_demo
 
