@@ -224,7 +224,6 @@ class MoriClient:
             )
             for _ in range(shards)
         ]
-        self._http = self._pools[0]
         self._turn = itertools.count()
 
     @classmethod

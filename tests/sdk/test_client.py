@@ -573,7 +573,10 @@ def test_from_env_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_context_manager_closes() -> None:
     with MoriClient("http://x.test", transport=httpx.MockTransport(Script(ok()))) as client:
         pass
-    assert client._http.is_closed
+    assert client._pools and all(pool.is_closed for pool in client._pools)
+    with MoriClient("http://x.test") as sharded:  # the network: several pools, all closed
+        pass
+    assert len(sharded._pools) > 1 and all(pool.is_closed for pool in sharded._pools)
 
 
 # -- secrets -----------------------------------------------------------------------------------
