@@ -225,7 +225,7 @@ def validated_items(frame: pd.DataFrame, base_dir: str, options: ValidationOptio
     fast_names = _plain_url_names(frame, sources, names)
     del frame  # the caller's reference is its last one (see load): free it before the items
     pa.default_memory_pool().release_unused()
-    caller_ids = [None] * len(sources) if ids is None else [_text_fast(v) for v in ids]
+    caller_ids = [None] * len(sources) if ids is None else [_text(v) for v in ids]
     extras = [c for c in columns if c not in RESERVED_COLUMNS]
     extra_columns = {c: values[c] for c in extras}
     extra_rows: Iterable[Mapping[str, Any]] = (
@@ -368,17 +368,12 @@ def _arrow_strings(column: pd.Series, values: list[Any]) -> pa.ChunkedArray:
 
 
 def _text(value: Any) -> str | None:
+    if value.__class__ is str:  # the common case first (a million ids)
+        return value.strip() or None
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
     text = str(value).strip()
     return text or None
-
-
-def _text_fast(value: Any) -> str | None:
-    """:func:`_text`, with a shortcut for the common case of a ``str``."""
-    if value.__class__ is str:
-        return value.strip() or None
-    return _text(value)
 
 
 def classify(item: Item, base_dir: str, options: ValidationOptions) -> None:
