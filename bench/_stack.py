@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from bench._util import CACHE, cpu_seconds, descendants
+from bench._util import CACHE, cpu_seconds, descendants, write_csv
 from deployments.stack import environment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,3 +135,25 @@ def receiver(emu: EmulatorProcess, api_key: str, ledger_path: Path) -> Iterator[
                 yield url
     finally:
         ledger.close()
+
+
+def image_manifest(path: Path, files: list[Path]) -> Path:
+    """A ``source,id`` CSV manifest of ``files`` at ``path``."""
+    return write_csv(path, ["source", "id"], ((str(p), p.stem) for p in files))
+
+
+@contextmanager
+def pipeline_world(emu: EmulatorProcess, files: list[Path], prefix: str) -> Iterator[Path]:
+    """One pipeline run's world: a throw-away work folder (under ``bench/.cache``) holding
+    ``manifest.csv`` of ``files`` (and later ``output/``, ``audit/``), the run's environment
+    and a webhook receiver for its ledger. Yields the work folder."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=CACHE))
+    try:
+        image_manifest(work / "manifest.csv", files)
+        with (
+            environment(**client_env(emu, "bench-pipeline")),
+            receiver(emu, "bench-pipeline", work / "audit" / "ledger.sqlite"),
+        ):
+            yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import tempfile
 import uuid
 from collections import Counter
@@ -26,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._stack import EmulatorProcess, client_env, prefect_home, receiver
+from bench._stack import EmulatorProcess, pipeline_world, prefect_home
 from bench._util import (
     CACHE,
     Timer,
@@ -35,10 +34,8 @@ from bench._util import (
     machine,
     median,
     table,
-    write_csv,
     write_images,
 )
-from deployments.stack import environment
 
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -83,12 +80,6 @@ class PrefectTraffic:
         self.events.clear()
 
 
-def _work(files: list[Path]) -> tuple[Path, Path]:
-    work = Path(tempfile.mkdtemp(prefix="overhead-", dir=CACHE))
-    manifest = write_csv(work / "manifest.csv", ["source", "id"], ((str(p), p.stem) for p in files))
-    return work, manifest
-
-
 def run_flow(
     emu: EmulatorProcess, files: list[Path], concurrency: int, traffic: PrefectTraffic
 ) -> dict[str, Any]:
@@ -98,45 +89,36 @@ def run_flow(
 
     from flows.protect import protect
 
-    work, manifest = _work(files)
-    try:
-        with (
-            environment(**client_env(emu, "bench-pipeline")),
-            receiver(emu, "bench-pipeline", work / "audit" / "ledger.sqlite"),
-        ):
-            before = children_cpu(exclude=emu.pids())
-            traffic.reset()
-            with Timer() as timer:
-                state = protect(
-                    manifest=str(manifest),
-                    output=str(work / "output"),
-                    audit=str(work / "audit"),
-                    max_concurrent_orders=concurrency,
-                    return_state=True,
-                )
-            requests, events = Counter(traffic.requests), Counter(traffic.events)
-            after = children_cpu(exclude=emu.pids())
-        summary = state.result()
-        if summary.count("processed") != len(files):
-            raise RuntimeError(f"flow run incomplete: {summary.counts}")
-        task_runs: list[Any] = []
-        with get_client(sync_client=True) as client:
-            only = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
-            while page := client.read_task_runs(
-                flow_run_filter=only, limit=200, offset=len(task_runs)
-            ):
-                task_runs += page
-        return {
-            "seconds": timer.wall,
-            "process_cpu": timer.cpu,
-            "server_cpu": sum(after.get(p, 0.0) - before.get(p, 0.0) for p in after),
-            "orders": summary.orders,
-            "task_runs": Counter(tr.name.rsplit("-", 1)[0] for tr in task_runs),
-            "requests": requests,
-            "events": events,
-        }
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with pipeline_world(emu, files, "overhead-") as work:
+        before = children_cpu(exclude=emu.pids())
+        traffic.reset()
+        with Timer() as timer:
+            state = protect(
+                manifest=str(work / "manifest.csv"),
+                output=str(work / "output"),
+                audit=str(work / "audit"),
+                max_concurrent_orders=concurrency,
+                return_state=True,
+            )
+        requests, events = Counter(traffic.requests), Counter(traffic.events)
+        after = children_cpu(exclude=emu.pids())
+    summary = state.result()
+    if summary.count("processed") != len(files):
+        raise RuntimeError(f"flow run incomplete: {summary.counts}")
+    task_runs: list[Any] = []
+    with get_client(sync_client=True) as client:
+        only = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        while page := client.read_task_runs(flow_run_filter=only, limit=200, offset=len(task_runs)):
+            task_runs += page
+    return {
+        "seconds": timer.wall,
+        "process_cpu": timer.cpu,
+        "server_cpu": sum(after.get(p, 0.0) - before.get(p, 0.0) for p in after),
+        "orders": summary.orders,
+        "task_runs": Counter(tr.name.rsplit("-", 1)[0] for tr in task_runs),
+        "requests": requests,
+        "events": events,
+    }
 
 
 def run_plain(emu: EmulatorProcess, files: list[Path], concurrency: int) -> dict[str, Any]:
@@ -149,46 +131,36 @@ def run_plain(emu: EmulatorProcess, files: list[Path], concurrency: int) -> dict
     from mori.batch.runtime import RunConfig, Runtime
     from mori.batch.storage import Storage
 
-    work, manifest = _work(files)
-    try:
-        with (
-            environment(**client_env(emu, "bench-pipeline")),
-            receiver(emu, "bench-pipeline", work / "audit" / "ledger.sqlite"),
-            Timer() as timer,
-        ):
-            run_id, started_at = str(uuid.uuid4()), now_iso()
-            config = RunConfig.resolve(
-                str(manifest),
-                str(work / "output"),
-                str(work / "audit"),
-                max_concurrent_orders=concurrency,
-            )
-            storage = Storage()
-            items = load(config.manifest_uri, storage, config.validation())
-            with Runtime(config, storage) as rt:
-                found, planned = plan_and_record(
-                    items, rt.ledger, config.order_size, config.output_uri
-                )
-                keys = found.resume + [o.order_key for o in planned]
-                with ThreadPoolExecutor(concurrency) as pool:
-                    results = dict(zip(keys, pool.map(rt.processor.process, keys), strict=True))
-                rows = image_rows(run_id, config.manifest_uri, items, found, results, {}, rt.ledger)
-                summary = summarise(run_id, rows, len(keys))
-                stats = rt.client.stats
-                client_stats = {"requests": sum(stats.requests.values())}
-                tables = {
-                    "images": rows,
-                    "orders": order_rows(run_id, results, {}, rt.ledger),
-                    "runs": [run_row(summary, config.manifest_uri, started_at, client_stats)],
-                }
-                day = datetime.now(UTC).date()
-                for name, table_rows in tables.items():
-                    write_table(storage, config.audit_uri, name, table_rows, run_id, day)
-        if summary.count("processed") != len(files):
-            raise RuntimeError(f"plain run incomplete: {summary.counts}")
-        return {"seconds": timer.wall, "process_cpu": timer.cpu, "orders": len(keys)}
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with pipeline_world(emu, files, "overhead-") as work, Timer() as timer:
+        run_id, started_at = str(uuid.uuid4()), now_iso()
+        config = RunConfig.resolve(
+            str(work / "manifest.csv"),
+            str(work / "output"),
+            str(work / "audit"),
+            max_concurrent_orders=concurrency,
+        )
+        storage = Storage()
+        items = load(config.manifest_uri, storage, config.validation())
+        with Runtime(config, storage) as rt:
+            found, planned = plan_and_record(items, rt.ledger, config.order_size, config.output_uri)
+            keys = found.resume + [o.order_key for o in planned]
+            with ThreadPoolExecutor(concurrency) as pool:
+                results = dict(zip(keys, pool.map(rt.processor.process, keys), strict=True))
+            rows = image_rows(run_id, config.manifest_uri, items, found, results, {}, rt.ledger)
+            summary = summarise(run_id, rows, len(keys))
+            stats = rt.client.stats
+            client_stats = {"requests": sum(stats.requests.values())}
+            tables = {
+                "images": rows,
+                "orders": order_rows(run_id, results, {}, rt.ledger),
+                "runs": [run_row(summary, config.manifest_uri, started_at, client_stats)],
+            }
+            day = datetime.now(UTC).date()
+            for name, table_rows in tables.items():
+                write_table(storage, config.audit_uri, name, table_rows, run_id, day)
+    if summary.count("processed") != len(files):
+        raise RuntimeError(f"plain run incomplete: {summary.counts}")
+    return {"seconds": timer.wall, "process_cpu": timer.cpu, "orders": len(keys)}
 
 
 def big_parameters(rows: int) -> dict[str, float]:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._stack import EmulatorProcess, client_env, prefect_home, receiver
+from bench._stack import EmulatorProcess, client_env, image_manifest, prefect_home, receiver
 from bench._util import (
     CACHE,
     children_cpu,
@@ -36,7 +36,6 @@ from bench._util import (
     emit_json,
     machine,
     table,
-    write_csv,
     write_images,
 )
 from deployments.stack import environment
@@ -150,9 +149,7 @@ def main() -> None:
             registered = time.monotonic()
 
             def run(paths: list[Path], name: str) -> Any:
-                manifest = write_csv(
-                    work / f"{name}.csv", ["source", "id"], ((str(p), p.stem) for p in paths)
-                )
+                manifest = image_manifest(work / f"{name}.csv", paths)
                 return protect(
                     manifest=str(manifest),
                     output=str(work / "output"),

@@ -19,14 +19,12 @@ baseline's shows up as lower throughput.
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import baseline
-from bench._stack import EmulatorProcess, client_env, prefect_home, receiver
+from bench._stack import EmulatorProcess, pipeline_world, prefect_home
 from bench._util import (
     CACHE,
     Timer,
@@ -35,10 +33,8 @@ from bench._util import (
     machine,
     median,
     table,
-    write_csv,
     write_images,
 )
-from deployments.stack import environment
 
 TARGET_RATIO = 0.8
 
@@ -47,36 +43,27 @@ def run_pipeline(emu: EmulatorProcess, files: list[Path], concurrency: int) -> d
     """One ``protect`` run over ``files`` in a fresh work folder; its figures."""
     from flows.protect import protect
 
-    work = Path(tempfile.mkdtemp(prefix="throughput-", dir=CACHE))
-    manifest = write_csv(work / "manifest.csv", ["source", "id"], ((str(p), p.stem) for p in files))
-    audit = work / "audit"
-    try:
-        with (
-            environment(**client_env(emu, "bench-pipeline")),
-            receiver(emu, "bench-pipeline", audit / "ledger.sqlite"),
-        ):
-            before = children_cpu(exclude=emu.pids())
-            emu_before = emu.cpu()
-            with Timer() as timer:
-                summary = protect(
-                    manifest=str(manifest),
-                    output=str(work / "output"),
-                    audit=str(audit),
-                    max_concurrent_orders=concurrency,
-                )
-            after = children_cpu(exclude=emu.pids())
-        if summary.count("processed") != len(files):
-            raise RuntimeError(f"pipeline run incomplete: {summary.counts} {summary.failures}")
-        server_cpu = sum(after.get(pid, 0.0) - before.get(pid, 0.0) for pid in after)
-        return {
-            "seconds": timer.wall,
-            "images_per_second": len(files) / timer.wall,
-            "process_cpu": timer.cpu,
-            "prefect_server_cpu": server_cpu,
-            "emulator_cpu": emu.cpu() - emu_before,
-        }
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with pipeline_world(emu, files, "throughput-") as work:
+        before = children_cpu(exclude=emu.pids())
+        emu_before = emu.cpu()
+        with Timer() as timer:
+            summary = protect(
+                manifest=str(work / "manifest.csv"),
+                output=str(work / "output"),
+                audit=str(work / "audit"),
+                max_concurrent_orders=concurrency,
+            )
+        after = children_cpu(exclude=emu.pids())
+    if summary.count("processed") != len(files):
+        raise RuntimeError(f"pipeline run incomplete: {summary.counts} {summary.failures}")
+    server_cpu = sum(after.get(pid, 0.0) - before.get(pid, 0.0) for pid in after)
+    return {
+        "seconds": timer.wall,
+        "images_per_second": len(files) / timer.wall,
+        "process_cpu": timer.cpu,
+        "prefect_server_cpu": server_cpu,
+        "emulator_cpu": emu.cpu() - emu_before,
+    }
 
 
 def run_baseline(emu: EmulatorProcess, files: list[Path]) -> dict[str, Any]:
