@@ -126,38 +126,45 @@ def run_plain(emu: EmulatorProcess, files: list[Path], concurrency: int) -> dict
     from mori.batch.audit import write_table
     from mori.batch.ledger import now_iso
     from mori.batch.manifest import load
-    from mori.batch.outcomes import image_rows, order_rows, run_row, summarise
+    from mori.batch.outcomes import manifest_rows, order_rows, run_row, summarise
+    from mori.batch.parameters import ProtectParameters
     from mori.batch.plan import plan_and_record
     from mori.batch.runtime import RunConfig, Runtime
     from mori.batch.storage import Storage
+    from mori.settings import Settings
+    from tasks.ratelimit import client_for
 
     with pipeline_world(emu, files, "overhead-") as work, Timer() as timer:
         run_id, started_at = str(uuid.uuid4()), now_iso()
-        config = RunConfig.resolve(
-            str(work / "manifest.csv"),
-            str(work / "output"),
-            str(work / "audit"),
+        params = ProtectParameters(
+            manifest=str(work / "manifest.csv"),
+            output=str(work / "output"),
+            audit=str(work / "audit"),
             max_concurrent_orders=concurrency,
         )
+        settings = Settings()
+        config = RunConfig.for_protect(params, settings)
         storage = Storage()
         items = load(config.manifest_uri, storage, config.validation())
-        with Runtime(config, storage) as rt:
+        with Runtime(config, storage, client_for(settings)) as rt:
             found, planned = plan_and_record(items, rt.ledger, config.order_size, config.output_uri)
             keys = found.resume + [o.order_key for o in planned]
             with ThreadPoolExecutor(concurrency) as pool:
                 results = dict(zip(keys, pool.map(rt.processor.process, keys), strict=True))
-            rows = image_rows(run_id, config.manifest_uri, items, found, results, {}, rt.ledger)
+            rows = manifest_rows(
+                run_id, config.manifest_uri, items, found.known, results, {}, rt.ledger
+            )
             summary = summarise(run_id, rows, len(keys))
             stats = rt.client.stats
             client_stats = {"requests": sum(stats.requests.values())}
-            tables = {
-                "images": rows,
-                "orders": order_rows(run_id, results, {}, rt.ledger),
-                "runs": [run_row(summary, config.manifest_uri, started_at, client_stats)],
-            }
             day = datetime.now(UTC).date()
-            for name, table_rows in tables.items():
-                write_table(storage, config.audit_uri, name, table_rows, run_id, day)
+            for table in (
+                rows,
+                order_rows(run_id, results, {}, rt.ledger),
+                [run_row(summary, config.manifest_uri, started_at, client_stats)],
+            ):
+                if table:
+                    write_table(storage, config.audit_uri, table, run_id, day)
     if summary.count("processed") != len(files):
         raise RuntimeError(f"plain run incomplete: {summary.counts}")
     return {"seconds": timer.wall, "process_cpu": timer.cpu, "orders": len(keys)}

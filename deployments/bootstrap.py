@@ -15,12 +15,12 @@ and leaves the rest alone.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mori.settings import Settings
 from tasks.ratelimit import DEFAULT_LIMIT_NAME, ENV_VAR, gcl_settings
 
 # Prefect is imported inside the functions: ``mori-pipeline --help`` and the CLI's parser stay
@@ -28,6 +28,8 @@ from tasks.ratelimit import DEFAULT_LIMIT_NAME, ENV_VAR, gcl_settings
 
 POOL = "mori-pool"
 HOME_VARIABLE = "mori_pipeline_home"
+#: The plan a limit gets when neither ``--rpm`` nor ``MORI_RATE_LIMIT_RPM`` names one: MORI's
+#: smallest (a shared limit must have a value; the client alone may run unlimited).
 DEFAULT_RPM = 60
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,16 +44,6 @@ class BootstrapReport:
 
     def lines(self) -> list[str]:
         return [f"{what}: {action}" for what, action in self.actions.items()]
-
-
-def rpm_from_env(env: dict[str, str] | None = None) -> int:
-    """``MORI_RATE_LIMIT_RPM`` (default 60, MORI's smallest plan)."""
-    raw = ((os.environ if env is None else env).get("MORI_RATE_LIMIT_RPM") or "").strip()
-    if not raw:
-        return DEFAULT_RPM
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"MORI_RATE_LIMIT_RPM must be an integer >= 1, got {raw[:20]!r}")
-    return int(raw)
 
 
 def bootstrap(
@@ -166,7 +158,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``mori-pipeline bootstrap``: print what was created, updated or left alone."""
     try:
-        rpm = args.rpm if args.rpm is not None else rpm_from_env()
+        rpm = args.rpm if args.rpm is not None else Settings().rpm or DEFAULT_RPM
         if rpm < 1:
             raise ValueError("--rpm must be >= 1")
         report = bootstrap(

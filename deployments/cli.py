@@ -7,10 +7,11 @@ arguments, no API key); 2 the run finished but some rows failed or are pending (
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from mori.batch.parameters import ProtectParameters, cli_options
 
 DESCRIPTION = "Protect image collections with MORI's Anti-AI filter, exactly once per image."
 
@@ -25,31 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--fresh", action="store_true", help="delete the work folder first")
 
     run = sub.add_parser("run", help="protect a manifest against MORI_API_URL")
-    run.add_argument("--manifest", required=True, help="CSV, Parquet or JSONL; path or s3://")
-    run.add_argument("--output", help="outputs folder or s3:// prefix (default <manifest>/output)")
-    run.add_argument("--audit", help="audit folder or s3:// prefix (default <manifest>/audit)")
-    run.add_argument("--order-size", type=int, default=100, help="images per order (1..100)")
-    run.add_argument("--max-concurrent-orders", type=int, default=4)
-    run.add_argument("--wait-timeout", type=float, default=1800, help="seconds to wait per order")
-    run.add_argument("--completion", choices=["auto", "webhook", "poll"], default="auto")
-    run.add_argument(
-        "--webhook-grace",
-        type=float,
-        default=30.0,
-        help="seconds to wait for a webhook before polling",
-    )
-    run.add_argument(
-        "--retry-failed",
-        action="store_true",
-        help="send images that failed for good in earlier runs again (new orders)",
-    )
-    run.add_argument(
-        "--allow-private-url-host",
-        action="append",
-        default=[],
-        metavar="HOST[:PORT]",
-        help="let URL rows name this internal host (e.g. a test server; repeatable)",
-    )
+    for option in cli_options(ProtectParameters):
+        run.add_argument(option.flag, **option.kwargs)
 
     emu = sub.add_parser("emulator", help="run the local MORI API emulator")
     emu.add_argument("--host", default="127.0.0.1")
@@ -103,37 +81,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if not os.environ.get("MORI_API_KEY"):
-        print("error: MORI_API_KEY is not set", file=sys.stderr)
+    from pydantic import ValidationError
+
+    from mori.settings import Settings
+
+    given = {o.name: getattr(args, o.name) for o in cli_options(ProtectParameters)}
+    try:
+        params = ProtectParameters(**{k: v for k, v in given.items() if v is not None})
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"error: {_first_problem(exc)}", file=sys.stderr)
         return 1
-    if not 1 <= args.order_size <= 100:
-        print("error: --order-size must be 1..100", file=sys.stderr)
+    if not settings.has_credentials:
+        print("error: set MORI_API_KEY (or MORI_EMAIL and MORI_PASSWORD)", file=sys.stderr)
         return 1
     from mori.batch.manifest import ManifestError, read_manifest
-    from mori.batch.runtime import RunConfig
-    from mori.batch.storage import Storage
+    from mori.batch.storage import Storage, absolute
 
     try:  # a whole-manifest problem: one line, before any Prefect run or server starts
-        read_manifest(RunConfig.resolve(args.manifest).manifest_uri, Storage())
+        read_manifest(absolute(params.manifest), Storage())
     except ManifestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     from deployments.demo import print_summary
     from flows.protect import protect
 
-    state = protect(
-        manifest=args.manifest,
-        output=args.output,
-        audit=args.audit,
-        order_size=args.order_size,
-        max_concurrent_orders=args.max_concurrent_orders,
-        wait_timeout_seconds=args.wait_timeout,
-        webhook_grace_seconds=args.webhook_grace,
-        allowed_private_hosts=args.allow_private_url_host,
-        completion=args.completion,
-        retry_failed=args.retry_failed,
-        return_state=True,
-    )
+    state = protect(**params.model_dump(), return_state=True)
     if not state.is_completed():
         print(f"error: {state.message}", file=sys.stderr)
         return 1
@@ -142,18 +115,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _exit_code(summary)
 
 
+def _first_problem(exc: Any) -> str:
+    """One line for a pydantic ``ValidationError``: the option (or variable) and what is wrong."""
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in error["loc"]) or "input"
+    return f"{where.replace('_', '-')}: {error['msg']}"
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     from mori.emulator.config import EmulatorConfig
     from mori.emulator.server import run
 
     config = EmulatorConfig(
-        api_keys=frozenset(args.api_key or [os.environ.get("MORI_API_KEY") or "test-key"]),
+        api_keys=frozenset(args.api_key or ["test-key"]),
         rpm=args.rpm,
         processing_seconds=args.processing_seconds,
         faults=args.faults,
         seed=args.seed,
         url_allowlist=frozenset(args.allow_url_host),
-        s3_endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
     )
     run(config, args.host, args.port)
     return 0

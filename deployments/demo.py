@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 from deployments.stack import LocalStack, static_files
 from mori.batch.outcomes import RunSummary
 from mori.batch.runtime import default_ledger
+from mori.settings import Settings
 
 FORMATS = (("jpg", "JPEG"), ("png", "PNG"), ("webp", "WEBP"), ("tiff", "TIFF"), ("bmp", "BMP"))
 SAMPLES = Path("data/samples")
@@ -95,7 +96,7 @@ def run_demo(
         manifest.write_text(
             template.read_text(encoding="utf-8").replace("{host}", host), encoding="utf-8"
         )
-        ledger = Path(default_ledger(str(workdir / "audit")))
+        ledger = Path(default_ledger(str(workdir / "audit"), Settings()))
         with LocalStack(
             ledger, processing_seconds=processing_seconds, url_hosts=frozenset({host})
         ) as stack:

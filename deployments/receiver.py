@@ -39,6 +39,8 @@ from mori.batch.ledger import Ledger
 from mori.client import MoriClient
 from mori.models import WebhookEvent
 from mori.receiver import PATH, create_app
+from mori.settings import Settings
+from tasks.ratelimit import client_for
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -141,14 +143,16 @@ class FinalizeDispatcher:
 # -- the command -------------------------------------------------------------------------------
 
 
-def register(url: str, secret_file: Path, client: MoriClient | None = None) -> Path:
+def register(
+    url: str, secret_file: Path, settings: Settings, client: MoriClient | None = None
+) -> Path:
     """Register ``url`` as the account's webhook endpoint at MORI (``POST /api/v2/webhook``)
     and store the signing secret MORI hands back in ``secret_file`` (mode 0600).
 
     Registering replaces the account's previous URL and rotates the secret.
     """
     owned = client is None
-    client = client or MoriClient.from_env()
+    client = client or client_for(settings)
     try:
         secret = client.register_webhook(url).secret
     finally:
@@ -162,13 +166,13 @@ def register(url: str, secret_file: Path, client: MoriClient | None = None) -> P
     return secret_file
 
 
-def secret_source(secret_file: Path | None) -> Callable[[], str | None]:
+def secret_source(settings: Settings, secret_file: Path | None) -> Callable[[], str | None]:
     """``MORI_WEBHOOK_SECRET`` if set, else the secret file's content (read per request, so a
     re-registration applies without a restart)."""
 
     def secret() -> str | None:
-        if value := os.environ.get("MORI_WEBHOOK_SECRET"):
-            return value
+        if settings.webhook_secret is not None:
+            return settings.webhook_secret.get_secret_value()
         if secret_file is not None and secret_file.is_file():
             return secret_file.read_text(encoding="utf-8").strip() or None
         return None
@@ -178,6 +182,7 @@ def secret_source(secret_file: Path | None) -> Callable[[], str | None]:
 
 def serve(
     ledger_path: Path,
+    settings: Settings,
     *,
     host: str = "127.0.0.1",
     port: int = 8901,
@@ -191,9 +196,9 @@ def serve(
 
     secret_file = secret_file or ledger_path.parent / "webhook-secret"
     if register_url:
-        register(register_url, secret_file)
+        register(register_url, secret_file, settings)
         print(f"registered {register_url} with MORI; secret stored in {secret_file} (0600)")
-    secret = secret_source(secret_file)
+    secret = secret_source(settings, secret_file)
     if not secret():
         print(
             "error: no webhook secret: set MORI_WEBHOOK_SECRET or pass --register-url URL",
@@ -217,7 +222,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``receiver`` subcommand's options (``--host``, ``--port``, ``--ledger`` as before)."""
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8901)
-    parser.add_argument("--ledger", help="ledger file (default $MORI_LEDGER_PATH or <audit>'s)")
+    parser.add_argument("--ledger", help="ledger (default $MORI_LEDGER_URL or <audit>'s)")
     parser.add_argument(
         "--audit", help="audit folder or s3:// of the finalize runs (default: the deployment's)"
     )
@@ -246,23 +251,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``mori-pipeline receiver``."""
     from mori.batch.runtime import default_ledger
+    from mori.batch.storage import absolute
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    ledger = args.ledger or os.environ.get("MORI_LEDGER_PATH")
+    settings = Settings()
+    ledger = args.ledger or settings.ledger
     if not ledger and args.audit:
-        ledger = default_ledger(args.audit)
+        ledger = default_ledger(absolute(args.audit), settings)
     if not ledger:
-        print("error: give --ledger or --audit, or set MORI_LEDGER_PATH", file=sys.stderr)
+        print("error: give --ledger or --audit, or set MORI_LEDGER_URL", file=sys.stderr)
         return 1
     parameters = {
-        name: uri if "://" in uri else str(Path(uri).expanduser().resolve())
-        for name, uri in (("audit", args.audit), ("output", args.output))
-        if uri
+        name: absolute(uri) for name, uri in (("audit", args.audit), ("output", args.output)) if uri
     }
     return serve(
         Path(ledger),
+        settings,
         host=args.host,
         port=args.port,
         register_url=args.register_url,

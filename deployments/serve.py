@@ -22,21 +22,38 @@ created (needed as soon as a second process talks to MORI with the same key).
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Callable, Sequence
-from datetime import timedelta
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from mori.batch.storage import absolute
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
 NAMES = ("protect", "finalize", "reconcile", "report")
 DEFAULT_AUDIT = "data/nightly/audit"
-RECONCILE_EVERY = timedelta(minutes=5)
+#: Keys of a ``prefect.yaml`` deployment this module turns into its served deployment; the
+#: work pool is the worker's business, not the ``serve`` process's.
+_USED = {"name", "entrypoint", "description", "tags", "parameters", "schedules"}
+_USED |= {"concurrency_limit", "work_pool"}
+#: Parameters naming a location, made absolute against the checkout.
+_LOCATIONS = ("manifest", "audit", "output")
 
 
-def _absolute(uri: str | None) -> str | None:
-    if uri is None or "://" in uri:
-        return uri
-    return str(Path(uri).expanduser().resolve())
+def deployment_specs(path: Path = PREFECT_YAML) -> dict[str, dict[str, Any]]:
+    """``prefect.yaml``'s deployments by name (its anchors resolved)."""
+    with path.open(encoding="utf-8") as fh:
+        document = yaml.safe_load(fh)
+    specs = {spec["name"]: spec for spec in document["deployments"]}
+    for name, spec in specs.items():
+        unknown = set(spec) - _USED
+        if unknown:
+            raise ValueError(f"prefect.yaml deployment {name!r}: serve cannot apply {unknown}")
+    return specs
 
 
 def build(
@@ -44,77 +61,79 @@ def build(
     manifest: str | None,
     audit: str,
     output: str | None = None,
-    cron: str = "0 2 * * *",
-    report_cron: str = "0 6 * * *",
-    timezone: str = "UTC",
+    cron: str | None = None,
+    report_cron: str | None = None,
+    timezone: str | None = None,
     only: Sequence[str] = NAMES,
+    specs: dict[str, dict[str, Any]] | None = None,
 ) -> list[Any]:
-    """The runner deployments to serve (``RunnerDeployment`` objects), in :data:`NAMES` order."""
-    from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
-
-    audit_uri = _absolute(audit) or audit
-    output_uri = _absolute(output)
-    makers: dict[str, Callable[[], Any]] = {}
-
-    def protect() -> Any:
-        from flows.protect import protect as flow
-
-        params: dict[str, Any] = {}
-        if manifest:
-            params = {"manifest": _absolute(manifest), "audit": audit_uri}
-            if output_uri:
-                params["output"] = output_uri
-        return flow.to_deployment(
-            "protect",
-            schedules=[CronSchedule(cron=cron, timezone=timezone)] if manifest else None,
-            parameters=params,
-            description="Protect every image of a manifest (nightly).",
-            tags=["mori"],
-        )
-
-    def finalize() -> Any:
-        from flows.finalize import finalize as flow
-
-        params: dict[str, Any] = {"audit": audit_uri}
-        if output_uri:
-            params["output"] = output_uri
-        return flow.to_deployment(
-            "finalize",
-            parameters=params,
-            description="Finish one order; started by the webhook receiver, once per order.",
-            tags=["mori"],
-        )
-
-    def reconcile() -> Any:
-        from flows.reconcile import reconcile as flow
-
-        params: dict[str, Any] = {"audit": audit_uri}
-        if output_uri:
-            params["output"] = output_uri
-        return flow.to_deployment(
-            "reconcile",
-            schedules=[IntervalSchedule(interval=RECONCILE_EVERY)],
-            parameters=params,
-            description="Finish orders whose webhook never came.",
-            tags=["mori"],
-        )
-
-    def report() -> Any:
-        from flows.report import report as flow
-
-        return flow.to_deployment(
-            "report",
-            schedules=[CronSchedule(cron=report_cron, timezone=timezone)],
-            parameters={"audit": audit_uri},
-            description="Daily report over the audit tables.",
-            tags=["mori"],
-        )
-
-    makers.update(protect=protect, finalize=finalize, reconcile=reconcile, report=report)
+    """The runner deployments to serve (``RunnerDeployment`` objects), in :data:`NAMES` order,
+    each built from its ``prefect.yaml`` entry with the command line's overrides: ``audit``
+    (and ``output``) for every flow, ``manifest`` for ``protect`` (without one, ``protect`` has
+    no schedule and runs only by hand), ``cron``/``report_cron``/``timezone`` for the cron
+    schedules."""
     unknown = sorted(set(only) - set(NAMES))
     if unknown:
         raise ValueError(f"unknown flow(s) {unknown}; choose from {list(NAMES)}")
-    return [makers[name]() for name in NAMES if name in only]
+    specs = specs or deployment_specs()
+    crons = {"protect": cron, "report": report_cron}
+    served = []
+    for name in (n for n in NAMES if n in only):
+        spec = specs[name]
+        params = dict(spec.get("parameters") or {})
+        params["audit"] = audit
+        if output and name != "report":
+            params["output"] = output
+        schedules = [_schedule(s, crons.get(name), timezone) for s in spec.get("schedules") or []]
+        if name == "protect":
+            if manifest:
+                params["manifest"] = manifest
+            else:
+                params.pop("manifest", None)
+                schedules = []
+        served.append(
+            _flow(spec["entrypoint"]).to_deployment(
+                name,
+                parameters={k: _located(k, v) for k, v in params.items()},
+                schedules=schedules or None,
+                concurrency_limit=_concurrency(spec.get("concurrency_limit")),
+                description=spec.get("description"),
+                tags=spec.get("tags"),
+            )
+        )
+    return served
+
+
+def _flow(entrypoint: str) -> Any:
+    """The flow an entrypoint (``flows/protect.py:protect``) names."""
+    path, _, attribute = entrypoint.partition(":")
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    return getattr(module, attribute)
+
+
+def _located(name: str, value: Any) -> Any:
+    """Locations relative to the checkout, as the pull step of ``prefect.yaml`` reads them."""
+    if name in _LOCATIONS and isinstance(value, str) and "://" not in value:
+        return absolute(str(PROJECT_ROOT / value))
+    return value
+
+
+def _schedule(spec: dict[str, Any], cron: str | None, timezone: str | None) -> Any:
+    from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+
+    if "cron" in spec:
+        return CronSchedule(
+            cron=cron or spec["cron"], timezone=timezone or spec.get("timezone", "UTC")
+        )
+    return IntervalSchedule(interval=spec["interval"])
+
+
+def _concurrency(spec: dict[str, Any] | int | None) -> Any:
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+
+    if spec is None or isinstance(spec, int):
+        return spec
+    return ConcurrencyLimitConfig(**spec)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -128,9 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output", help="outputs of every flow (default: each protect run's; finalize follows it)"
     )
-    parser.add_argument("--cron", default="0 2 * * *", help="protect's schedule")
-    parser.add_argument("--report-cron", default="0 6 * * *", help="report's schedule")
-    parser.add_argument("--timezone", default="UTC")
+    parser.add_argument("--cron", help="protect's schedule (default: prefect.yaml's)")
+    parser.add_argument("--report-cron", help="report's schedule (default: prefect.yaml's)")
+    parser.add_argument("--timezone", help="of both schedules (default: prefect.yaml's)")
     parser.add_argument("--only", action="append", choices=NAMES, help="serve only these flows")
     parser.add_argument("--limit", type=int, help="most flow runs at once (default 5)")
     parser.add_argument(
@@ -155,16 +174,17 @@ def start_receiver(
     from mori.batch.runtime import default_ledger
     from mori.receiver import PATH, create_app
     from mori.serving import ThreadedServer
+    from mori.settings import Settings
 
-    audit_uri = _absolute(audit) or audit
-    ledger_path = Path(default_ledger(audit_uri))
+    settings = Settings()
+    ledger_path = Path(default_ledger(audit, settings))
     secret_file = ledger_path.parent / "webhook-secret"
     if register_url:
-        register(register_url, secret_file)
-    secret = secret_source(secret_file)
+        register(register_url, secret_file, settings)
+    secret = secret_source(settings, secret_file)
     if not secret():
         raise SystemExit("error: no webhook secret: set MORI_WEBHOOK_SECRET or --register-url URL")
-    params = {"audit": audit_uri, **({"output": _absolute(output)} if output else {})}
+    params = {"audit": audit, **({"output": output} if output else {})}
     app = create_app(Ledger(ledger_path), secret, FinalizeDispatcher(parameters=params))
     server = ThreadedServer(app, host=host, port=port).start()
     print(f"receiving MORI webhooks on {server.url}{PATH}")
@@ -175,19 +195,18 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from prefect import serve
 
+    audit, output = absolute(args.audit), args.output and absolute(args.output)
     deployments = build(
-        manifest=args.manifest,
-        audit=args.audit,
-        output=args.output,
+        manifest=args.manifest and absolute(args.manifest),
+        audit=audit,
+        output=output,
         cron=args.cron,
         report_cron=args.report_cron,
         timezone=args.timezone,
         only=args.only or NAMES,
     )
     if args.receiver:
-        start_receiver(
-            args.audit, args.output, args.receiver_host, args.receiver, args.register_url
-        )
+        start_receiver(audit, output, args.receiver_host, args.receiver, args.register_url)
     serve(*deployments, limit=args.limit)
     return 0
 

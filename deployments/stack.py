@@ -22,12 +22,13 @@ from types import TracebackType
 from typing import Any
 
 from mori.batch.ledger import Ledger
-from mori.client import MoriClient
 from mori.emulator.config import EmulatorConfig
 from mori.emulator.s3server import LocalS3
 from mori.emulator.server import EmulatorServer
 from mori.receiver import PATH, create_app
 from mori.serving import ThreadedServer, free_port
+from mori.settings import Settings
+from tasks.ratelimit import client_for
 
 API_KEY = "demo-key"
 
@@ -86,6 +87,7 @@ class LocalStack:
     emulator: EmulatorServer | None = field(default=None, init=False)
     s3: LocalS3 | None = field(default=None, init=False)
     receiver_url: str | None = field(default=None, init=False)
+    webhook_secret: str | None = field(default=None, init=False, repr=False)
     _stack: ExitStack = field(default_factory=ExitStack, init=False)
 
     def __enter__(self) -> LocalStack:
@@ -124,12 +126,12 @@ class LocalStack:
         if self.webhooks:
             ledger = Ledger(self.ledger_path)
             self._stack.callback(ledger.close)
-            app = create_app(ledger, lambda: os.environ.get("MORI_WEBHOOK_SECRET"))
+            app = create_app(ledger, lambda: self.webhook_secret)
             receiver = enter(ThreadedServer(app))
             self.receiver_url = receiver.url + PATH
-            with MoriClient.from_env() as client:
-                secret = client.register_webhook(self.receiver_url).secret
-            enter(environment(MORI_WEBHOOK_SECRET=secret))
+            with client_for(Settings()) as client:
+                self.webhook_secret = client.register_webhook(self.receiver_url).secret
+            enter(environment(MORI_WEBHOOK_SECRET=self.webhook_secret))
 
     def stats(self) -> dict[str, Any]:
         """The emulator's ``/_emulator/stats``."""

@@ -15,6 +15,7 @@ live ``protect`` run is downloading (ledger status ``complete``) is left to it f
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
@@ -24,18 +25,14 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from mori.batch.runtime import Runtime
+from mori.batch.rows import ImageRow, OrderRow
+from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
 from tasks.audit import write_audit
-from tasks.finalizing import (
-    audit_tables,
-    await_handoff,
-    is_final,
-    lookup_order,
-    order_config,
-)
+from tasks.credentials import load_settings
+from tasks.finalizing import audit_tables, await_handoff, is_final, lookup_order
 from tasks.orders import process_order
-from tasks.ratelimit import client_from_env
+from tasks.ratelimit import client_for
 
 
 @dataclass
@@ -77,11 +74,16 @@ def finalize(
     """
     log = get_run_logger()
     run_id = str(flow_run.id or uuid.uuid4())
-    config = order_config(
-        audit, output, wait_timeout=wait_timeout_seconds, poll_interval=poll_interval_seconds
+    settings = load_settings()
+    config = RunConfig.for_orders(
+        audit,
+        output,
+        settings,
+        wait_timeout=wait_timeout_seconds,
+        poll_interval=poll_interval_seconds,
     )
     outcome = Finalized(order_id)
-    with Runtime(config, Storage(), client_from_env()) as rt:
+    with Runtime(config, Storage(), client_for(settings)) as rt:
         record = lookup_order(rt.ledger, order_id)
         outcome.order_key = record.order_key
         if record.status == "abandoned":  # never confirmed, so MORI cannot have finished it
@@ -92,13 +94,16 @@ def finalize(
         earlier = {record.order_key} if is_final(record) else set()
         outputs = rt.processor.output_location(record)
         result = process_order(record.order_key, rt.processor)
-        tables = audit_tables(run_id, {record.order_key: result}, earlier, rt.ledger)
+        orders, images = audit_tables(run_id, {record.order_key: result}, earlier, rt.ledger)
         outcome.audit_files = write_audit(
-            rt.storage, config.audit_uri, run_id, datetime.now(UTC).date(), tables
+            rt.storage,
+            config.audit_uri,
+            run_id,
+            datetime.now(UTC).date(),
+            {OrderRow: orders, ImageRow: images},
         )
     outcome.status = "skipped" if earlier and result.status == "processed" else result.status
-    for row in tables["images"]:
-        outcome.images[row["status"]] = outcome.images.get(row["status"], 0) + 1
+    outcome.images = dict(Counter(str(row.status) for row in images))
     log.info("order %s: %s %s", order_id, outcome.status, outcome.images)
     create_markdown_artifact(
         _summary(outcome, outputs),

@@ -10,7 +10,8 @@ import time
 import uuid
 from collections import deque
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -18,24 +19,33 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
-from pydantic import Field
 
 from flows.reporting import publish_run_artifacts
+from mori.batch import parameters as P
 from mori.batch.ledger import now_iso
 from mori.batch.manifest import ManifestError
 from mori.batch.orders import OrderResult
-from mori.batch.outcomes import RunSummary, image_rows, order_rows, run_row, summarise
-from mori.batch.runtime import Completion, RunConfig, Runtime
+from mori.batch.outcomes import (
+    RunSummary,
+    manifest_rows,
+    order_rows,
+    run_row,
+    summarise,
+)
+from mori.batch.parameters import MAX_CONCURRENT_ORDERS
+from mori.batch.rows import ImageRow, OrderRow, RunRow
+from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
 from mori.client import MoriClient
-from tasks.audit import write_audit
+from tasks._prefect import unwalked
+from tasks.audit import AuditTables, write_audit
+from tasks.credentials import load_settings
 from tasks.manifest import load_manifest
 from tasks.orders import process_order
 from tasks.planning import plan_run
-from tasks.ratelimit import client_from_env
+from tasks.ratelimit import client_for
 
-MAX_CONCURRENT_ORDERS = 32
+D = P.DEFAULTS
 
 
 def _run_name() -> str:
@@ -46,61 +56,37 @@ def _run_name() -> str:
 @flow(
     name="protect",
     flow_run_name=_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_ORDERS),
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_ORDERS),  # type: ignore[arg-type]
     log_prints=True,
 )
 def protect(
-    manifest: Annotated[str, Field(min_length=1, description="Manifest: local path or s3://")],
-    output: Annotated[str | None, Field(description="Outputs (default <manifest>/output)")] = None,
-    audit: Annotated[
-        str | None, Field(description="Audit tables (default <manifest>/audit)")
-    ] = None,
-    order_size: Annotated[int, Field(ge=1, le=100, description="Images per order")] = 100,
-    max_concurrent_orders: Annotated[int, Field(ge=1, le=MAX_CONCURRENT_ORDERS)] = 4,
-    wait_timeout_seconds: Annotated[
-        float,
-        Field(
-            ge=0,
-            le=7 * 86400,
-            description="Seconds to wait per order for MORI; 0 = only submit "
-            "(finalize/reconcile complete the orders)",
-        ),
-    ] = 1800,
-    poll_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0,
-    webhook_grace_seconds: Annotated[
-        float, Field(ge=0, le=86400, description="Wait this long for a webhook, then poll")
-    ] = 30.0,
-    completion: Completion = "auto",
-    allowed_private_hosts: Annotated[list[str], Field(max_length=64)] = [],  # noqa: B006
-    retry_failed: Annotated[
-        bool, Field(description="Send images that failed for good in earlier runs again")
-    ] = False,
+    manifest: P.Manifest,
+    output: P.Output = None,
+    audit: P.Audit = None,
+    order_size: P.OrderSize = D.order_size,
+    max_concurrent_orders: P.MaxConcurrentOrders = D.max_concurrent_orders,
+    wait_timeout_seconds: P.WaitTimeout = D.wait_timeout_seconds,
+    poll_interval_seconds: P.PollInterval = D.poll_interval_seconds,
+    webhook_grace_seconds: P.WebhookGrace = D.webhook_grace_seconds,
+    completion: P.CompletionMode = D.completion,
+    allowed_private_hosts: P.AllowedPrivateHosts = D.allowed_private_hosts,
+    retry_failed: P.RetryFailed = D.retry_failed,
 ) -> RunSummary:
     """Protect every image of a manifest exactly once; write outputs and the audit tables."""
+    params = P.ProtectParameters(**locals())  # exactly the parameters above, validated
     log = get_run_logger()
     started, started_at = time.monotonic(), now_iso()
     run_id = str(flow_run.id or uuid.uuid4())
-    config = RunConfig.resolve(
-        manifest,
-        output,
-        audit,
-        order_size=order_size,
-        max_concurrent_orders=max_concurrent_orders,
-        wait_timeout=wait_timeout_seconds,
-        poll_interval=poll_interval_seconds,
-        webhook_grace=webhook_grace_seconds,
-        completion=completion,
-        allowed_private_hosts=frozenset(allowed_private_hosts),
-    )
+    settings = load_settings()
+    config = RunConfig.for_protect(params, settings)
     storage = Storage()
     items = load_manifest(config.manifest_uri, storage, config.validation())
     if isinstance(items, ManifestError):
         log.error("%s", items)
         return Failed(message=str(items))  # type: ignore[return-value]
-    with Runtime(config, storage, client_from_env()) as rt:
-        # quote(): Prefect would otherwise walk every row looking for futures (~114 µs a row)
+    with Runtime(config, storage, client_for(settings)) as rt:
         found, order_keys = plan_run(
-            quote(items), rt.ledger, config.order_size, config.output_uri, retry_failed
+            unwalked(items), rt.ledger, config.order_size, config.output_uri, retry_failed
         )
         log.info(
             "%d rows: %d new images and %d failed before, in %d orders to drive; %d bad rows",
@@ -111,17 +97,19 @@ def protect(
             sum(not it.ok for it in items),
         )
         results, crashed = drive_orders(order_keys, rt, config.max_concurrent_orders)
-        rows = image_rows(run_id, config.manifest_uri, items, found, results, crashed, rt.ledger)
+        rows = manifest_rows(
+            run_id, config.manifest_uri, items, found.known, results, crashed, rt.ledger
+        )
         summary = summarise(run_id, rows, len(order_keys))
         summary.wall_seconds = round(time.monotonic() - started, 3)
         summary.output_uri, summary.audit_uri = config.output_uri, config.audit_uri
-        tables = {
-            "images": rows,
-            "orders": order_rows(run_id, results, crashed, rt.ledger),
-            "runs": [run_row(summary, config.manifest_uri, started_at, _stats(rt.client))],
+        tables: AuditTables = {
+            ImageRow: rows,
+            OrderRow: order_rows(run_id, results, crashed, rt.ledger),
+            RunRow: [run_row(summary, config.manifest_uri, started_at, _stats(rt.client))],
         }
         summary.audit_files = write_audit(
-            rt.storage, config.audit_uri, run_id, datetime.now(UTC).date(), quote(tables)
+            rt.storage, config.audit_uri, run_id, datetime.now(UTC).date(), unwalked(tables)
         )
     publish_run_artifacts(summary, rows)
     log.info("done: %s", summary.counts)
@@ -136,7 +124,11 @@ def drive_orders(
     Returns the results by order key and, for orders whose task failed even after retries, the
     reason (their images end this run ``pending``; the ledger lets the next run resume them).
     """
-    progress = create_progress_artifact(0.0, description="Orders finished") if order_keys else None
+    progress = (
+        cast(UUID, create_progress_artifact(0.0, description="Orders finished"))
+        if order_keys
+        else None
+    )
     queue: deque[str] = deque(order_keys)
     running: dict[PrefectFuture[OrderResult], str] = {}
     results: dict[str, OrderResult] = {}

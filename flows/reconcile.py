@@ -25,13 +25,15 @@ from pydantic import Field
 
 from mori.batch.ledger import Ledger, OrderRecord
 from mori.batch.orders import OrderResult
-from mori.batch.runtime import Runtime
+from mori.batch.rows import ImageRow, OrderRow
+from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
 from mori.client import MoriClient
 from tasks.audit import write_audit
-from tasks.finalizing import audit_tables, ledger_exists, order_config
+from tasks.credentials import load_settings
+from tasks.finalizing import audit_tables, ledger_exists
 from tasks.orders import process_order
-from tasks.ratelimit import client_from_env
+from tasks.ratelimit import client_for
 
 FINAL_AT_MORI = frozenset({"complete", "failed"})
 
@@ -95,12 +97,13 @@ def reconcile(
     """Finish the orders whose completion never arrived; audit what was finished."""
     log = get_run_logger()
     done = Reconciled()
-    if not ledger_exists(audit):
+    settings = load_settings()
+    config = RunConfig.for_orders(audit, output, settings, wait_timeout=0.0, completion="poll")
+    if not ledger_exists(config):
         log.info("no ledger under %s yet: nothing to reconcile", audit)
         return done
     run_id = str(flow_run.id or uuid.uuid4())
-    config = order_config(audit, output, wait_timeout=0.0, completion="poll")
-    with Runtime(config, Storage(), client_from_env()) as rt:
+    with Runtime(config, Storage(), client_for(settings)) as rt:
         overdue, done.unconfirmed = overdue_orders(rt.ledger, timedelta(minutes=grace_minutes))
         overdue = overdue[:max_orders]
         done.checked = len(overdue)
@@ -127,9 +130,13 @@ def reconcile(
         for result in results.values():
             done.finished[result.status] = done.finished.get(result.status, 0) + 1
         if results:
-            tables = audit_tables(run_id, results, set(), rt.ledger)
+            orders, images = audit_tables(run_id, results, set(), rt.ledger)
             done.audit_files = write_audit(
-                rt.storage, config.audit_uri, run_id, datetime.now(UTC).date(), tables
+                rt.storage,
+                config.audit_uri,
+                run_id,
+                datetime.now(UTC).date(),
+                {OrderRow: orders, ImageRow: images},
             )
     log.info(
         "checked %d overdue orders: finished %s, %d still processing, %d not confirmed yet",

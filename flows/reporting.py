@@ -12,6 +12,7 @@ from prefect.artifacts import (
 )
 
 from mori.batch.outcomes import RunSummary
+from mori.batch.rows import ImageRow, ImageStatus
 
 MAX_FAILURE_ROWS = 200
 _FAILURE_COLUMNS = ("row_index", "source", "id", "status", "error_code", "error_message")
@@ -41,15 +42,15 @@ def summary_markdown(summary: RunSummary) -> str:
     return "\n".join(lines)
 
 
-def publish_run_artifacts(summary: RunSummary, rows: Sequence[dict[str, Any]]) -> None:
+def publish_run_artifacts(summary: RunSummary, rows: Sequence[ImageRow]) -> None:
     """Markdown summary, a table of failed/pending rows and a link to the audit files."""
     create_markdown_artifact(
         summary_markdown(summary), key="protect-summary", description="Outcome of the protect run"
     )
     problems = [
-        {col: _cell(row.get(col)) for col in _FAILURE_COLUMNS}
+        {col: _cell(getattr(row, col)) for col in _FAILURE_COLUMNS}
         for row in rows
-        if row["status"] in ("failed", "pending")
+        if row.status in (ImageStatus.FAILED, ImageStatus.PENDING)
     ][:MAX_FAILURE_ROWS]
     if problems:
         create_table_artifact(

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from mori.batch.audit import write_table
+from mori.batch.rows import AuditRow
 from mori.batch.storage import Storage
+
+#: A run's rows per table, by row type (a table with no rows is still written, empty).
+AuditTables = Mapping[type[AuditRow], Sequence[AuditRow]]
 
 
 @task(name="write-audit", cache_policy=NO_CACHE)
 def write_audit(
-    storage: Storage,
-    audit_uri: str,
-    run_id: str,
-    run_date: date,
-    tables: dict[str, list[dict[str, Any]]],
+    storage: Storage, audit_uri: str, run_id: str, run_date: date, tables: AuditTables
 ) -> list[str]:
     """One Parquet file per table for this run; returns their URIs."""
     return [
-        write_table(storage, audit_uri, name, rows, run_id, run_date)
-        for name, rows in tables.items()
+        write_table(storage, audit_uri, rows, run_id, run_date, row_type)
+        for row_type, rows in tables.items()
     ]

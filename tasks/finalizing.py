@@ -11,54 +11,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mori.batch.ledger import TERMINAL, Ledger, OrderRecord, now_iso
+from mori.batch.ledger import TERMINAL, ImageRecord, Ledger, OrderRecord, now_iso
 from mori.batch.orders import OrderResult
-from mori.batch.outcomes import order_rows
-from mori.batch.runtime import Completion, RunConfig, default_ledger
-from mori.batch.storage import is_s3, join, parent
+from mori.batch.outcomes import image_rows, order_rows, slot_row
+from mori.batch.rows import ImageRow, ImageStatus, OrderRow
+from mori.batch.runtime import RunConfig
 
 
-def order_config(
-    audit: str,
-    output: str | None = None,
-    *,
-    wait_timeout: float = 60.0,
-    poll_interval: float = 2.0,
-    completion: Completion = "webhook",
-) -> RunConfig:
-    """The run configuration of finishing orders recorded in the ledger of ``audit``.
-
-    Without ``output`` each order's outputs go where the ``protect`` run that planned it writes
-    (recorded in the ledger); orders planned by an earlier version, which did not record it,
-    go to ``output`` beside the audit folder (``<m>/audit`` → ``<m>/output``), ``protect``'s
-    default. An explicit ``output`` takes every order there. ``completion="webhook"`` with no
-    grace: the webhook event already in the ledger is read first, then MORI is polled.
-    """
-    audit_uri = audit if is_s3(audit) else str(Path(audit).expanduser().resolve())
-    output_uri = output or join(parent(audit_uri), "output")
-    if not is_s3(output_uri):
-        output_uri = str(Path(output_uri).expanduser().resolve())
-    return RunConfig(
-        manifest_uri="",
-        output_uri=output_uri,
-        audit_uri=audit_uri,
-        ledger_path=default_ledger(audit_uri),
-        wait_timeout=wait_timeout,
-        poll_interval=poll_interval,
-        webhook_grace=0.0,
-        completion=completion,
-        output_from_ledger=output is None,
-    )
-
-
-def ledger_exists(audit: str) -> bool:
-    """Whether the ledger of ``audit`` exists yet (no run has used it otherwise)."""
-    return Path(order_config(audit).ledger_path).exists()
+def ledger_exists(config: RunConfig) -> bool:
+    """Whether the run's ledger exists yet (no run has used it otherwise)."""
+    return "://" in config.ledger_path or Path(config.ledger_path).exists()
 
 
 def is_final(record: OrderRecord) -> bool:
@@ -68,7 +34,7 @@ def is_final(record: OrderRecord) -> bool:
 
 def audit_tables(
     run_id: str, results: Mapping[str, OrderResult], earlier: set[str], ledger: Ledger
-) -> dict[str, list[dict[str, Any]]]:
+) -> tuple[list[OrderRow], list[ImageRow]]:
     """``orders`` and ``images`` rows for the orders this run finished.
 
     ``earlier`` holds the keys of orders that were already final before this run: their rows say
@@ -77,70 +43,26 @@ def audit_tables(
     """
     orders = order_rows(run_id, results, {}, ledger)
     for row in orders:
-        if row["order_key"] in earlier:
-            row["attempts"] = 0
-            if row["status"] == "processed":
-                row["status"] = "skipped"
-    images = [
-        row
-        for key, result in results.items()
-        for row in image_rows(run_id, result, ledger, earlier=key in earlier)
-    ]
-    return {"orders": orders, "images": images}
-
-
-def image_rows(
-    run_id: str, result: OrderResult, ledger: Ledger, *, earlier: bool = False
-) -> list[dict[str, Any]]:
-    """One ``images`` row per image of the order (there is no manifest row: the source is the
-    ledger's location of the image, ``row_index`` and ``manifest_uri`` are empty)."""
-    record = result.record or ledger.order(result.order_key)
-    slots = ledger.slots(record.order_key)
-    known = ledger.images(s.image_key for s in slots)
+        if row.order_key in earlier:
+            row.attempts = 0
+            if row.status == ImageStatus.PROCESSED:
+                row.status = ImageStatus.SKIPPED
     now = now_iso()
-    rows = []
-    for slot in slots:
-        img = result.images.get(slot.image_key)
-        rec = known.get(slot.image_key)
-        fingerprint = rec.fingerprint if rec else ""
-        status = img.status if img else (rec.status if rec else "pending")
-        error_code = img.error_code if img else None
-        error_message = img.error_message if img else None
-        if earlier and status == "processed":
-            status = "skipped"
-        elif earlier and status == "failed":
-            error_message = f"failed in an earlier run (order {record.order_id}): {error_message}"
-        rows.append(
-            {
-                "run_id": run_id,
-                "manifest_uri": None,
-                "row_index": None,
-                "source": slot.location,
-                "id": None,
-                "file_name": slot.file_name,
-                "image_key": slot.image_key,
-                "sha256": fingerprint.removeprefix("sha256:")
-                if fingerprint.startswith("sha256:")
-                else None,
-                "bytes": None,
-                "width": slot.width,
-                "height": slot.height,
-                "order_key": record.order_key,
-                "order_id": record.order_id,
-                "status": status,
-                "error_code": error_code,
-                "error_message": error_message,
-                "attempts": 0 if earlier else result.attempts,
-                "output_uri": img.output_uri if img else (rec.output_uri if rec else None),
-                "output_sha256": img.output_sha256 if img else None,
-                "created_at": record.created_at,
-                "confirmed_at": record.confirmed_at,
-                "completed_at": record.completed_at,
-                "downloaded_at": record.downloaded_at,
-                "recorded_at": now,
-            }
-        )
-    return rows
+    images: list[ImageRow] = []
+    for key, result in results.items():
+        record = result.record or ledger.order(result.order_key)
+        slots = ledger.slots(record.order_key)
+        recorded = ledger.images(s.image_key for s in slots)
+        rows = [slot_row(run_id, s, _fingerprint(recorded.get(s.image_key)), now) for s in slots]
+        if key in earlier:
+            images += image_rows(rows, recorded, {}, {}, ledger)
+        else:
+            images += image_rows(rows, {}, {key: result}, {}, ledger)
+    return orders, images
+
+
+def _fingerprint(record: ImageRecord | None) -> str | None:
+    return record.fingerprint if record else None
 
 
 @task(name="find-order", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 5, 10])

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import task_run
-from prefect.states import State
 
 from mori.batch.orders import OrderProcessor, OrderResult
 from mori.retry import RetryPolicy

@@ -10,21 +10,23 @@ and lets every request through). With it a missing limit raises
 ``ConcurrencySlotAcquisitionError``, so a misconfigured worker fails loudly instead of
 overrunning MORI's plan. ``mori-pipeline bootstrap`` creates the limit.
 
-Which limiter a run uses (:func:`client_from_env`): when ``MORI_GLOBAL_RATE_LIMIT`` names a
+Which limiter a run uses (:func:`client_for`): when ``MORI_GLOBAL_RATE_LIMIT`` names a
 limit, the GCL; otherwise the in-process sliding window of ``MORI_RATE_LIMIT_RPM``.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from mori.client import MoriClient
+from mori.ratelimit import RateLimiter
+from mori.settings import Settings
 
-#: The environment variable naming the GCL to use (``mori-api`` after ``bootstrap``).
+#: The environment variable naming the GCL to use (``mori-api`` after ``bootstrap``); the
+#: work pool ``bootstrap`` creates sets it for every run.
 ENV_VAR = "MORI_GLOBAL_RATE_LIMIT"
 #: The GCL ``mori-pipeline bootstrap`` creates.
 DEFAULT_LIMIT_NAME = "mori-api"
@@ -60,22 +62,17 @@ class GlobalRateLimit:
         return f"GlobalRateLimit({self.name!r})"
 
 
-def limit_name(env: Mapping[str, str] | None = None) -> str | None:
-    """The GCL named by ``MORI_GLOBAL_RATE_LIMIT``, or ``None`` when unset or empty."""
-    source = os.environ if env is None else env
-    return (source.get(ENV_VAR) or "").strip() or None
-
-
-def client_from_env(env: Mapping[str, str] | None = None, **kwargs: Any) -> MoriClient:
-    """A MORI client whose rate limiter is the GCL named in the environment, if any.
-
-    Without ``MORI_GLOBAL_RATE_LIMIT`` this is :meth:`MoriClient.from_env` (the in-process
-    limiter of ``MORI_RATE_LIMIT_RPM``, one process's budget).
-    """
-    name = limit_name(env)
-    if name is not None and "rate_limiter" not in kwargs:
-        kwargs["rate_limiter"] = GlobalRateLimit(name)
-    return MoriClient.from_env(env, **kwargs)
+def client_for(settings: Settings, **kwargs: Any) -> MoriClient:
+    """A MORI client configured by ``settings``, whose rate limiter is the shared GCL when
+    ``settings.global_rate_limit`` names one, else the in-process limiter of
+    ``settings.rate_limit_rpm`` (one process's budget)."""
+    if "rate_limiter" not in kwargs:
+        if settings.global_rate_limit:
+            kwargs["rate_limiter"] = GlobalRateLimit(settings.global_rate_limit)
+        elif settings.rpm:
+            kwargs["rate_limiter"] = RateLimiter(settings.rpm)
+    kwargs.setdefault("timeout", settings.timeout_seconds)
+    return MoriClient(settings.api_url, Settings.secret(settings.api_key), **kwargs)
 
 
 def gcl_settings(rpm: int, burst_seconds: float = 6.0) -> tuple[int, float]:

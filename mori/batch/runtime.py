@@ -1,71 +1,110 @@
 """One run's configuration and the objects it works with (no Prefect here).
 
-:class:`RunConfig` resolves the defaults from DESIGN.md: outputs to ``<manifest folder>/output``,
-audit to ``<manifest folder>/audit``, the ledger beside the audit (``<audit>/ledger.sqlite``) or,
-for an ``s3://`` audit, in ``MORI_LEDGER_PATH`` / the user's state folder. The API key and the
-webhook secret come from the environment only, never from parameters (which the UI shows).
+:class:`RunConfig` resolves the locations a run uses: outputs to ``<manifest folder>/output``,
+audit to ``<manifest folder>/audit``, the ledger beside the audit (``<audit>/ledger.sqlite``) or
+where the settings name it. Secrets come from :class:`~mori.settings.Settings` only, never from
+parameters (which the UI shows).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from mori.batch.completion import CompletionWaiter
 from mori.batch.ledger import Ledger
 from mori.batch.manifest import ValidationOptions
 from mori.batch.orders import OrderProcessor, OrderSettings
-from mori.batch.storage import Storage, is_s3, join, parent
+from mori.batch.parameters import DEFAULTS, Completion, ProtectParameters
+from mori.batch.storage import Storage, absolute, is_s3, join, parent
 from mori.client import MoriClient
+from mori.settings import Settings
 
-Completion = Literal["auto", "webhook", "poll"]
+__all__ = ["Completion", "RunConfig", "Runtime", "default_ledger"]
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything a ``protect`` run needs to know, with defaults resolved."""
+    """Everything a run needs to know, with its locations resolved."""
 
     manifest_uri: str
     output_uri: str
     audit_uri: str
     ledger_path: str
-    order_size: int = 100
-    max_concurrent_orders: int = 4
-    upload_concurrency: int = 16
-    wait_timeout: float = 1800.0
-    poll_interval: float = 2.0
-    webhook_grace: float = 30.0
-    completion: Completion = "auto"
+    settings: Settings
+    order_size: int = DEFAULTS.order_size
+    max_concurrent_orders: int = DEFAULTS.max_concurrent_orders
+    wait_timeout: float = DEFAULTS.wait_timeout_seconds
+    poll_interval: float = DEFAULTS.poll_interval_seconds
+    webhook_grace: float = DEFAULTS.webhook_grace_seconds
+    completion: Completion = DEFAULTS.completion
     allowed_private_hosts: frozenset[str] = frozenset()
     options: dict[str, Any] | None = None
     #: Finish each order where the run that planned it writes (``finalize``, ``reconcile``).
     output_from_ledger: bool = False
-    env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def resolve(
-        cls, manifest: str, output: str | None = None, audit: str | None = None, **kw: Any
-    ) -> RunConfig:
-        """Fill in the default output, audit and ledger locations for a manifest."""
-        manifest_uri = manifest if is_s3(manifest) else str(Path(manifest).expanduser().resolve())
+    def for_protect(cls, params: ProtectParameters, settings: Settings) -> RunConfig:
+        """A ``protect`` run's configuration: default output and audit beside the manifest."""
+        manifest_uri = absolute(params.manifest)
         base = parent(manifest_uri)
-        output_uri = output or join(base, "output")
-        audit_uri = audit or join(base, "audit")
-        if not is_s3(output_uri):
-            output_uri = str(Path(output_uri).expanduser().resolve())
-        if not is_s3(audit_uri):
-            audit_uri = str(Path(audit_uri).expanduser().resolve())
-        return cls(manifest_uri, output_uri, audit_uri, default_ledger(audit_uri), **kw)
+        audit_uri = absolute(params.audit or join(base, "audit"))
+        return cls(
+            manifest_uri=manifest_uri,
+            output_uri=absolute(params.output or join(base, "output")),
+            audit_uri=audit_uri,
+            ledger_path=default_ledger(audit_uri, settings),
+            settings=settings,
+            order_size=params.order_size,
+            max_concurrent_orders=params.max_concurrent_orders,
+            wait_timeout=params.wait_timeout_seconds,
+            poll_interval=params.poll_interval_seconds,
+            webhook_grace=params.webhook_grace_seconds,
+            completion=params.completion,
+            allowed_private_hosts=frozenset(params.allowed_private_hosts),
+        )
+
+    @classmethod
+    def for_orders(
+        cls,
+        audit: str,
+        output: str | None,
+        settings: Settings,
+        *,
+        wait_timeout: float,
+        poll_interval: float = DEFAULTS.poll_interval_seconds,
+        completion: Completion = "webhook",
+    ) -> RunConfig:
+        """The configuration of finishing orders recorded in the ledger of ``audit``.
+
+        Without ``output`` each order's outputs go where the ``protect`` run that planned it
+        writes (recorded in the ledger); orders without that record go to ``output`` beside the
+        audit folder (``<m>/audit`` → ``<m>/output``), ``protect``'s default. An explicit
+        ``output`` takes every order there. No webhook grace: an event already in the ledger
+        is read first, then MORI is polled.
+        """
+        audit_uri = absolute(audit)
+        return cls(
+            manifest_uri="",
+            output_uri=absolute(output or join(parent(audit_uri), "output")),
+            audit_uri=audit_uri,
+            ledger_path=default_ledger(audit_uri, settings),
+            settings=settings,
+            wait_timeout=wait_timeout,
+            poll_interval=poll_interval,
+            webhook_grace=0.0,
+            completion=completion,
+            output_from_ledger=output is None,
+        )
 
     @property
     def use_webhooks(self) -> bool:
         """Wait for webhook events first? (``auto``: when a webhook secret is configured)."""
         if self.completion == "auto":
-            return bool(os.environ.get("MORI_WEBHOOK_SECRET"))
+            return self.settings.webhook_secret is not None
         return self.completion == "webhook"
 
     def validation(self) -> ValidationOptions:
@@ -74,27 +113,26 @@ class RunConfig:
         )
 
 
-def default_ledger(audit_uri: str) -> str:
-    """``<audit>/ledger.sqlite`` for a local audit; a per-audit file in the state folder else."""
-    if explicit := os.environ.get("MORI_LEDGER_PATH"):
-        return explicit
+def default_ledger(audit_uri: str, settings: Settings) -> str:
+    """The ledger of an audit location: the one the settings name, else
+    ``<audit>/ledger.sqlite`` for a local audit and a per-audit file in the state folder for
+    an ``s3://`` audit."""
+    if settings.ledger:
+        return settings.ledger
     if not is_s3(audit_uri):
         return str(Path(audit_uri, "ledger.sqlite"))
-    state = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
     digest = hashlib.sha256(audit_uri.encode()).hexdigest()[:16]
-    return str(state / "mori-pipeline" / f"ledger-{digest}.sqlite")
+    return str(settings.state_home / "mori-pipeline" / f"ledger-{digest}.sqlite")
 
 
 class Runtime:
     """The client, ledger, storage and processor of one run; close it when done."""
 
-    def __init__(
-        self, config: RunConfig, storage: Storage | None = None, client: MoriClient | None = None
-    ) -> None:
+    def __init__(self, config: RunConfig, storage: Storage, client: MoriClient) -> None:
         self.config = config
-        self.storage = storage or Storage()
+        self.storage = storage
         self.ledger = Ledger(config.ledger_path)
-        self.client = client or MoriClient.from_env()
+        self.client = client
         self.waiter = CompletionWaiter(
             self.client,
             self.ledger,
@@ -110,7 +148,6 @@ class Runtime:
             OrderSettings(
                 output_uri=config.output_uri,
                 wait_timeout=config.wait_timeout,
-                upload_concurrency=config.upload_concurrency,
                 options=config.options,
                 output_from_ledger=config.output_from_ledger,
             ),

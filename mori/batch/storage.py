@@ -20,6 +20,17 @@ def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
 
+def absolute(uri: str) -> str:
+    """``uri`` as stored and shown: an ``s3://`` URI unchanged, a local path made absolute
+    (``~`` expanded, symbolic links resolved)."""
+    return uri if is_s3(uri) else str(Path(uri).expanduser().resolve())
+
+
+def link(uri: str) -> str:
+    """A clickable form of ``uri``: ``file://`` for a local path."""
+    return uri if is_s3(uri) else Path(absolute(uri)).as_uri()
+
+
 def split_s3(uri: str) -> tuple[str, str]:
     """``s3://bucket/a/b`` → ``("bucket", "a/b")``."""
     parts = urlsplit(uri)
@@ -59,10 +70,9 @@ class Storage:
                 import boto3
                 from botocore.config import Config
 
+                # boto3 reads AWS_ENDPOINT_URL (any S3-compatible store) and the credentials
                 self._s3 = boto3.client(
-                    "s3",
-                    endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
-                    config=Config(max_pool_connections=64, retries={"mode": "standard"}),
+                    "s3", config=Config(max_pool_connections=64, retries={"mode": "standard"})
                 )
             return self._s3
 

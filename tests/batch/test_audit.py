@@ -25,39 +25,43 @@ from mori.batch.audit import (
     table_uri,
     write_table,
 )
+from mori.batch.rows import ImageRow, OrderRow, RunRow, from_record
 from mori.batch.storage import Storage
 
 RUN_DATE = date(2026, 2, 19)
 
 
-def image_row(n: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "run_id": "run-1",
-        "manifest_uri": "/data/m.csv",
-        "row_index": n,
-        "source": f"img/{n}.jpg",
-        "id": f"cust-{n}",
-        "file_name": f"{n}.jpg",
-        "image_key": f"key-{n}",
-        "sha256": f"{n:064x}",
-        "bytes": 1000 + n,
-        "width": 10 + n,
-        "height": 20 + n,
-        "order_key": "ok-1",
-        "order_id": "ord-1",
-        "status": "processed" if n % 2 == 0 else "failed",
-        "error_code": None if n % 2 == 0 else "INVALID_IMAGE",
-        "error_message": None if n % 2 == 0 else "damaged",
-        "attempts": 1,
-        "output_uri": f"out/{n}.jpg",
-        "output_sha256": f"{n + 1:064x}",
-        "created_at": "2026-02-19T11:50:00.000+00:00",
-        "confirmed_at": "2026-02-19T13:51:00.123+02:00",  # another offset: stored as UTC
-        "completed_at": "2026-02-19T12:00:00.000Z",
-        "downloaded_at": None,
-        "recorded_at": "2026-02-19T12:01:00.500+00:00",
-        **extra,
-    }
+def image_row(n: int, **extra: Any) -> ImageRow:
+    return from_record(
+        ImageRow,
+        {
+            "run_id": "run-1",
+            "manifest_uri": "/data/m.csv",
+            "row_index": n,
+            "source": f"img/{n}.jpg",
+            "id": f"cust-{n}",
+            "file_name": f"{n}.jpg",
+            "image_key": f"key-{n}",
+            "sha256": f"{n:064x}",
+            "bytes": 1000 + n,
+            "width": 10 + n,
+            "height": 20 + n,
+            "order_key": "ok-1",
+            "order_id": "ord-1",
+            "status": "processed" if n % 2 == 0 else "failed",
+            "error_code": None if n % 2 == 0 else "INVALID_IMAGE",
+            "error_message": None if n % 2 == 0 else "damaged",
+            "attempts": 1,
+            "output_uri": f"out/{n}.jpg",
+            "output_sha256": f"{n + 1:064x}",
+            "created_at": "2026-02-19T11:50:00.000+00:00",
+            "confirmed_at": "2026-02-19T13:51:00.123+02:00",  # another offset: stored as UTC
+            "completed_at": "2026-02-19T12:00:00.000Z",
+            "downloaded_at": None,
+            "recorded_at": "2026-02-19T12:01:00.500+00:00",
+            **extra,
+        },
+    )
 
 
 def files_under(root: Path) -> list[str]:
@@ -70,9 +74,7 @@ def read_dataset(root: Path | str, filesystem: Any = None) -> pa.Table:
 
 def test_writes_one_hive_partitioned_file_atomically(tmp_path: Path, storage: Storage) -> None:
     audit = tmp_path / "audit"
-    uri = write_table(
-        storage, str(audit), "images", [image_row(0), image_row(1)], "run-1", RUN_DATE
-    )
+    uri = write_table(storage, str(audit), [image_row(0), image_row(1)], "run-1", RUN_DATE)
     assert uri == str(audit / "images" / "run_date=2026-02-19" / "run-1.parquet")
     assert uri == table_uri(str(audit), "images", RUN_DATE, "run-1")
     assert files_under(audit) == ["images/run_date=2026-02-19/run-1.parquet"]  # no temp files
@@ -81,18 +83,18 @@ def test_writes_one_hive_partitioned_file_atomically(tmp_path: Path, storage: St
 def test_readable_by_pyarrow_dataset_and_pandas(tmp_path: Path, storage: Storage) -> None:
     audit = tmp_path / "audit"
     rows = [image_row(n) for n in range(3)]
-    write_table(storage, str(audit), "images", rows, "run-1", RUN_DATE)
+    write_table(storage, str(audit), rows, "run-1", RUN_DATE)
 
     table = read_dataset(audit / "images")
     assert table.num_rows == 3
     assert set(table.column("run_date").to_pylist()) == {str(RUN_DATE)}
     frame = pd.read_parquet(audit / "images")
-    assert frame.sort_values("row_index")["source"].tolist() == [r["source"] for r in rows]
+    assert frame.sort_values("row_index")["source"].tolist() == [r.source for r in rows]
     assert frame["schema_version"].unique().tolist() == [SCHEMA_VERSION]
 
 
 def test_schema_columns_and_types(tmp_path: Path, storage: Storage) -> None:
-    uri = write_table(storage, str(tmp_path), "images", [image_row(0)], "run-1", RUN_DATE)
+    uri = write_table(storage, str(tmp_path), [image_row(0)], "run-1", RUN_DATE)
     schema = pq.read_schema(uri)
     assert schema.names == IMAGES_SCHEMA.names
     for fld in IMAGES_SCHEMA:
@@ -102,7 +104,7 @@ def test_schema_columns_and_types(tmp_path: Path, storage: Storage) -> None:
 
 
 def test_timestamps_are_stored_in_utc(tmp_path: Path, storage: Storage) -> None:
-    uri = write_table(storage, str(tmp_path), "images", [image_row(0)], "run-1", RUN_DATE)
+    uri = write_table(storage, str(tmp_path), [image_row(0)], "run-1", RUN_DATE)
     row = pq.read_table(uri).to_pylist()[0]
     assert row["created_at"] == datetime(2026, 2, 19, 11, 50, tzinfo=UTC)
     assert row["confirmed_at"] == datetime(2026, 2, 19, 11, 51, 0, 123_000, tzinfo=UTC)
@@ -111,15 +113,15 @@ def test_timestamps_are_stored_in_utc(tmp_path: Path, storage: Storage) -> None:
 
 
 def test_values_round_trip_and_missing_columns_are_null(tmp_path: Path, storage: Storage) -> None:
-    sparse = {"run_id": "run-1", "row_index": 4, "status": "pending", "source": "x.jpg"}
+    sparse = ImageRow(run_id="run-1", row_index=4, status="pending", source="x.jpg")
     rows = [image_row(0), sparse]
-    uri = write_table(storage, str(tmp_path), "images", rows, "run-1", RUN_DATE)
+    uri = write_table(storage, str(tmp_path), rows, "run-1", RUN_DATE)
     got = pq.read_table(uri).to_pylist()
     timestamps = {f.name for f in IMAGES_SCHEMA if pa.types.is_timestamp(f.type)}
     for name in IMAGES_SCHEMA.names:
         if name in timestamps or name == "schema_version":
             continue
-        assert got[0][name] == rows[0][name], name
+        assert got[0][name] == getattr(rows[0], name), name
     assert got[1]["status"] == "pending"
     assert all(got[1][n] is None for n in ("sha256", "bytes", "order_id", "created_at"))
     assert [r["schema_version"] for r in got] == [SCHEMA_VERSION] * 2
@@ -130,7 +132,7 @@ def test_extra_manifest_columns_are_kept(tmp_path: Path, storage: Storage) -> No
         image_row(0, album="summer", rank=3, score=0.5, flag=True, note=None),
         image_row(1, album="winter", rank=4, score=None, flag=False, note=None),
     ]
-    uri = write_table(storage, str(tmp_path), "images", rows, "run-1", RUN_DATE)
+    uri = write_table(storage, str(tmp_path), rows, "run-1", RUN_DATE)
     table = pq.read_table(uri)
     assert table.schema.names[: len(IMAGES_SCHEMA)] == IMAGES_SCHEMA.names
     assert pa.types.is_string(table.schema.field("album").type)
@@ -150,7 +152,7 @@ def test_mixed_or_nested_extra_columns_become_strings(
     tmp_path: Path, storage: Storage, values: list[Any]
 ) -> None:
     rows = [image_row(n, tag=v) for n, v in enumerate(values)]
-    uri = write_table(storage, str(tmp_path), "images", rows, "run-1", RUN_DATE)
+    uri = write_table(storage, str(tmp_path), rows, "run-1", RUN_DATE)
     table = pq.read_table(uri)
     assert table.schema.field("tag").type == pa.string()
     assert all(isinstance(v, str) for v in table.column("tag").to_pylist())
@@ -158,10 +160,10 @@ def test_mixed_or_nested_extra_columns_become_strings(
 
 def test_rewriting_a_run_replaces_its_rows(tmp_path: Path, storage: Storage) -> None:
     audit = str(tmp_path / "audit")
-    write_table(storage, audit, "images", [image_row(n) for n in range(3)], "run-1", RUN_DATE)
+    write_table(storage, audit, [image_row(n) for n in range(3)], "run-1", RUN_DATE)
     final = [image_row(n, status="processed") for n in range(3)]
-    write_table(storage, audit, "images", final, "run-1", RUN_DATE)
-    write_table(storage, audit, "images", [image_row(9, run_id="run-2")], "run-2", RUN_DATE)
+    write_table(storage, audit, final, "run-1", RUN_DATE)
+    write_table(storage, audit, [image_row(9, run_id="run-2")], "run-2", RUN_DATE)
     table = read_dataset(Path(audit) / "images")
     assert table.num_rows == 4
     run1 = [r for r in table.to_pylist() if r["run_id"] == "run-1"]
@@ -175,8 +177,8 @@ def test_rewriting_a_run_replaces_its_rows(tmp_path: Path, storage: Storage) -> 
 
 def test_runs_on_other_days_go_to_their_own_partition(tmp_path: Path, storage: Storage) -> None:
     audit = tmp_path / "audit"
-    write_table(storage, str(audit), "images", [image_row(0)], "run-1", RUN_DATE)
-    write_table(storage, str(audit), "images", [image_row(1)], "run-2", date(2026, 3, 1))
+    write_table(storage, str(audit), [image_row(0)], "run-1", RUN_DATE)
+    write_table(storage, str(audit), [image_row(1)], "run-2", date(2026, 3, 1))
     table = read_dataset(audit / "images")
     by_date = {r["row_index"]: str(r["run_date"]) for r in table.to_pylist()}
     assert by_date == {0: "2026-02-19", 1: "2026-03-01"}
@@ -190,7 +192,7 @@ def test_a_failed_write_leaves_the_previous_file_whole(
     tmp_path: Path, storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     audit = tmp_path / "audit"
-    uri = write_table(storage, str(audit), "images", [image_row(0)], "run-1", RUN_DATE)
+    uri = write_table(storage, str(audit), [image_row(0)], "run-1", RUN_DATE)
     before = Path(uri).read_bytes()
 
     def broken_replace(src: str, dst: str) -> None:
@@ -198,9 +200,7 @@ def test_a_failed_write_leaves_the_previous_file_whole(
 
     monkeypatch.setattr(storage_module.os, "replace", broken_replace)
     with pytest.raises(OSError):
-        write_table(
-            storage, str(audit), "images", [image_row(n) for n in range(5)], "run-1", RUN_DATE
-        )
+        write_table(storage, str(audit), [image_row(n) for n in range(5)], "run-1", RUN_DATE)
     monkeypatch.undo()
     assert Path(uri).read_bytes() == before
     assert files_under(audit) == ["images/run_date=2026-02-19/run-1.parquet"]
@@ -225,12 +225,12 @@ def test_orders_table(tmp_path: Path, storage: Storage) -> None:
         },
         {"run_id": "run-1", "order_key": "ok-2", "status": "pending", "replaced_order_keys": []},
     ]
-    uri = write_table(storage, str(tmp_path), "orders", rows, "run-1", RUN_DATE)
+    uri = write_table(storage, str(tmp_path), [OrderRow(**r) for r in rows], "run-1", RUN_DATE)
     table = pq.read_table(uri)
     assert table.schema.names == ORDERS_SCHEMA.names
     assert all(table.schema.field(f.name).type == f.type for f in ORDERS_SCHEMA)
     assert table.column("replaced_order_keys").to_pylist() == [["ok-0"], []]
-    assert table.column("generation").to_pylist() == [1, None]
+    assert table.column("generation").to_pylist() == [1, 0]
 
 
 def test_runs_table(tmp_path: Path, storage: Storage) -> None:
@@ -250,7 +250,7 @@ def test_runs_table(tmp_path: Path, storage: Storage) -> None:
         "api_retries": 2,
         "rate_limited": 0,
     }
-    uri = write_table(storage, str(tmp_path), "runs", [row], "run-1", RUN_DATE)
+    uri = write_table(storage, str(tmp_path), [RunRow(**row)], "run-1", RUN_DATE)
     table = pq.read_table(uri)
     assert table.schema.names == RUNS_SCHEMA.names
     got = table.to_pylist()[0]
@@ -268,9 +268,9 @@ def test_every_table_carries_the_schema_version() -> None:
 def test_write_to_s3(s3: Any) -> None:
     audit = f"s3://{s3.bucket}/audit"
     rows = [image_row(n, album="a") for n in range(3)]
-    uri = write_table(s3.storage, audit, "images", rows, "run-1", RUN_DATE)
+    uri = write_table(s3.storage, audit, rows, "run-1", RUN_DATE)
     assert uri == f"{audit}/images/run_date=2026-02-19/run-1.parquet"
-    write_table(s3.storage, audit, "images", rows[:2], "run-1", RUN_DATE)  # replaces
+    write_table(s3.storage, audit, rows[:2], "run-1", RUN_DATE)  # replaces
     assert s3.storage.list(audit) == [uri]
     head = s3.client.head_object(
         Bucket=s3.bucket, Key="audit/images/run_date=2026-02-19/run-1.parquet"

@@ -11,7 +11,7 @@ from mori.batch.audit import write_table
 from mori.batch.ledger import Ledger
 from mori.batch.manifest import load
 from mori.batch.orders import ImageResult, OrderResult
-from mori.batch.outcomes import image_rows, summarise
+from mori.batch.outcomes import manifest_rows, summarise
 from mori.batch.plan import plan_orders, record_intent, triage
 from mori.batch.storage import Storage
 
@@ -63,12 +63,12 @@ def test_every_row_gets_exactly_one_outcome(tmp_path: Path, ledger: Ledger) -> N
     )
     crashed = {earlier[1].order_key: "upload failed: connection reset"}
 
-    rows = image_rows(
-        "run-2", str(manifest), items, tri, {new_order.order_key: result}, crashed, ledger
+    rows = manifest_rows(
+        "run-2", str(manifest), items, tri.known, {new_order.order_key: result}, crashed, ledger
     )
 
-    assert [r["row_index"] for r in rows] == list(range(len(items)))
-    assert [r["status"] for r in rows] == [
+    assert [r.row_index for r in rows] == list(range(len(items)))
+    assert [r.status for r in rows] == [
         "skipped",
         "failed",
         "pending",
@@ -78,27 +78,23 @@ def test_every_row_gets_exactly_one_outcome(tmp_path: Path, ledger: Ledger) -> N
         "failed",
     ]
     skipped, old_fail, pending, done, new_fail, bad, dup = rows
-    assert (skipped["output_uri"], skipped["order_id"], skipped["attempts"]) == (
-        "out/0.jpg",
-        "ord-old",
-        0,
-    )
-    assert old_fail["error_code"] == "DIMENSIONS_MISMATCH"
-    assert "ord-old" in old_fail["error_message"] and "wrong size" in old_fail["error_message"]
-    assert pending["error_code"] == "ORDER_INCOMPLETE"
-    assert "connection reset" in pending["error_message"]
-    assert pending["order_key"] == earlier[1].order_key
-    assert (done["output_uri"], done["order_id"], done["order_key"]) == (
+    assert (skipped.output_uri, skipped.order_id, skipped.attempts) == ("out/0.jpg", "ord-old", 0)
+    assert old_fail.error_code == "DIMENSIONS_MISMATCH"
+    assert old_fail.error_message is not None
+    assert "ord-old" in old_fail.error_message and "wrong size" in old_fail.error_message
+    assert "--retry-failed" in old_fail.error_message
+    assert pending.error_code == "ORDER_INCOMPLETE"
+    assert pending.error_message is not None and "connection reset" in pending.error_message
+    assert pending.order_key == earlier[1].order_key
+    assert (done.output_uri, done.order_id, done.order_key) == (
         "out/3.jpg",
         "ord-new",
         new_order.order_key,
     )
-    assert (new_fail["error_code"], new_fail["error_message"]) == ("RESULT_MISSING", "gone")
-    assert bad["error_code"] == "FILE_NOT_FOUND"
-    assert dup["error_code"] == "DUPLICATE_ROW"
-    # A manifest column named like an audit column is kept under a prefixed name.
-    assert skipped["manifest_status"] == "mine"
-    assert [r["album"] for r in rows] == list("abcdefg")
+    assert (new_fail.error_code, new_fail.error_message) == ("RESULT_MISSING", "gone")
+    assert bad.error_code == "FILE_NOT_FOUND"
+    assert dup.error_code == "DUPLICATE_ROW"
+    assert [r.extra["album"] for r in rows] == list("abcdefg")
 
     summary = summarise("run-2", rows, orders=1)
     assert summary.rows == len(items) == sum(summary.counts.values())
@@ -109,10 +105,13 @@ def test_every_row_gets_exactly_one_outcome(tmp_path: Path, ledger: Ledger) -> N
         "DUPLICATE_ROW": 1,
     }
 
-    uri = write_table(storage, str(tmp_path / "audit"), "images", rows, "run-2", date(2026, 2, 19))
+    uri = write_table(storage, str(tmp_path / "audit"), rows, "run-2", date(2026, 2, 19))
     table = pq.read_table(uri)
-    assert table.column("status").to_pylist() == [r["status"] for r in rows]
+    assert table.column("status").to_pylist() == [r.status for r in rows]
     assert table.column("album").to_pylist() == list("abcdefg")
+    # A manifest column named like an audit column is kept under a prefixed name.
+    assert table.column("manifest_status").to_pylist()[0] == "mine"
+    assert table.column("status").to_pylist()[0] == "skipped"
 
 
 def test_jsonl_manifest_with_a_mixed_column_can_be_audited(tmp_path: Path, ledger: Ledger) -> None:
@@ -123,6 +122,6 @@ def test_jsonl_manifest_with_a_mixed_column_can_be_audited(tmp_path: Path, ledge
         [{"source": "a.jpg", "size": 3}, {"source": "b.jpg", "size": "large"}],
     )
     items = load(str(manifest), Storage())
-    rows = image_rows("r", str(manifest), items, triage(items, ledger), {}, {}, ledger)
-    uri = write_table(Storage(), str(tmp_path / "audit"), "images", rows, "r", date(2026, 1, 1))
+    rows = manifest_rows("r", str(manifest), items, triage(items, ledger).known, {}, {}, ledger)
+    uri = write_table(Storage(), str(tmp_path / "audit"), rows, "r", date(2026, 1, 1))
     assert pq.read_table(uri).column("size").to_pylist() == ["3", "large"]

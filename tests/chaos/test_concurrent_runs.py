@@ -20,8 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from mori.batch import manifest
+from mori.batch.parameters import ProtectParameters
 from mori.batch.runtime import RunConfig, Runtime
+from mori.batch.storage import Storage
+from mori.settings import Settings
 from tasks.planning import plan_run
+from tasks.ratelimit import client_for
 
 from .helpers import ChaosStack, ledger_query, make_corpus, write_csv
 
@@ -36,8 +40,18 @@ def test_two_runs_planning_at_once_do_not_process_an_image_twice(tmp_path: Path)
     first = write_csv(tmp_path / "first.csv", rows[:20])
     second = write_csv(tmp_path / "second.csv", rows)  # the same 20 rows, plus 10
     with ChaosStack(processing_seconds=0.1) as stack:
+        settings = Settings()
         runs = [
-            Runtime(RunConfig.resolve(str(m), completion="poll", poll_interval=0.2))
+            Runtime(
+                RunConfig.for_protect(
+                    ProtectParameters(
+                        manifest=str(m), completion="poll", poll_interval_seconds=0.2
+                    ),
+                    settings,
+                ),
+                Storage(),
+                client_for(settings),
+            )
             for m in (first, second)
         ]
         try:

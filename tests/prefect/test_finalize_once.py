@@ -28,6 +28,7 @@ from mori.batch.runtime import default_ledger
 from mori.models import WebhookEvent
 from mori.receiver import PATH
 from mori.serving import free_port
+from mori.settings import Settings
 from mori.webhooks import SIGNATURE_HEADER, sign
 
 IMAGES, ORDER_SIZE = 8, 2
@@ -77,7 +78,7 @@ def test_duplicate_webhooks_yield_one_finalize_run_per_order(
     work = tmp_path / "batch"
     manifest = support.make_manifest(work, IMAGES)
     audit = work / "audit"
-    ledger_path = Path(default_ledger(str(audit)))
+    ledger_path = Path(default_ledger(str(audit), Settings()))
     port = free_port()
     receiver = f"http://127.0.0.1:{port}{PATH}"
     with LocalStack(

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from mori.batch.ledger import Ledger, Slot
 from mori.batch.orders import ImageResult, OrderResult
-from tasks.finalizing import audit_tables, await_handoff, order_config
+from mori.batch.runtime import RunConfig
+from mori.settings import Settings
+from tasks.finalizing import audit_tables, await_handoff
 
 
 def _ledger(tmp_path: Path) -> Ledger:
@@ -73,18 +75,28 @@ def test_lookup_by_mori_order_id_and_audit_rows(tmp_path: Path) -> None:
             "img-b": ImageResult("img-b", "failed", error_code="OUTPUT_MISSING", error_message="x"),
         },
     )
-    now = audit_tables("run-1", {"key-1": result}, set(), ledger)
-    assert [r["status"] for r in now["images"]] == ["processed", "failed"]
-    assert now["images"][0]["sha256"] == "aa" and now["images"][0]["width"] == 4
-    assert now["orders"][0]["status"] == "processed" and now["orders"][0]["attempts"] == 1
-    later = audit_tables("run-2", {"key-1": result}, {"key-1"}, ledger)
-    assert [r["status"] for r in later["images"]] == ["skipped", "failed"]
-    assert "earlier run" in later["images"][1]["error_message"]
-    assert later["orders"][0]["status"] == "skipped" and later["orders"][0]["attempts"] == 0
+    orders, images = audit_tables("run-1", {"key-1": result}, set(), ledger)
+    assert [r.status for r in images] == ["processed", "failed"]
+    assert images[0].sha256 == "aa" and images[0].width == 4
+    assert orders[0].status == "processed" and orders[0].attempts == 1
+    # what the processor recorded; a later run finds the order final
+    ledger.image_done("img-a", "/out/a.png", "cafe")
+    ledger.image_done("img-b", None, None, "OUTPUT_MISSING", "x")
+    ledger.advance("key-1", "downloaded")
+    orders, images = audit_tables("run-2", {"key-1": result}, {"key-1"}, ledger)
+    assert [r.status for r in images] == ["skipped", "failed"]
+    message = images[1].error_message or ""
+    assert "earlier run" in message and "--retry-failed" in message
+    assert orders[0].status == "skipped" and orders[0].attempts == 0
     ledger.close()
 
 
 def test_output_defaults_beside_the_audit(tmp_path: Path) -> None:
+    settings = Settings(ledger_url=None, ledger_path=None)
+
+    def order_config(audit: str, output: str | None = None) -> RunConfig:
+        return RunConfig.for_orders(audit, output, settings, wait_timeout=0)
+
     config = order_config(str(tmp_path / "m" / "audit"))
     assert config.output_uri == str(tmp_path / "m" / "output")
     assert config.ledger_path == str(tmp_path / "m" / "audit" / "ledger.sqlite")

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tasks.ratelimit import ENV_VAR, GlobalRateLimit, client_from_env, limit_name
+from mori.settings import Settings
+from tasks.ratelimit import ENV_VAR, GlobalRateLimit, client_for
 
 
 def _create_limit(name: str, limit: int, decay: float) -> None:
@@ -40,12 +41,16 @@ def test_existing_limit_spaces_requests(prefect_api: Any) -> None:
     assert all(w >= 0 for w in waits)
 
 
-def test_client_from_env_picks_the_global_limit_only_when_named() -> None:
-    env = {"MORI_API_KEY": "k", "MORI_RATE_LIMIT_RPM": "60"}
-    with client_from_env(env) as client:
+def test_the_client_takes_the_global_limit_only_when_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MORI_API_KEY", "k")
+    monkeypatch.setenv("MORI_RATE_LIMIT_RPM", "60")
+    monkeypatch.setenv(ENV_VAR, "  ")
+    with client_for(Settings()) as client:
         assert not isinstance(client.rate_limiter, GlobalRateLimit)
         assert client.rate_limiter is not None  # the in-process limiter
-    with client_from_env({**env, ENV_VAR: "mori-api"}) as client:
+    monkeypatch.setenv(ENV_VAR, "mori-api")
+    with client_for(Settings()) as client:
         assert isinstance(client.rate_limiter, GlobalRateLimit)
         assert client.rate_limiter.name == "mori-api"
-    assert limit_name({ENV_VAR: "  "}) is None

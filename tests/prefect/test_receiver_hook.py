@@ -23,6 +23,7 @@ from mori.client import MoriClient
 from mori.emulator.config import EmulatorConfig
 from mori.emulator.server import EmulatorServer
 from mori.models import WebhookEvent
+from mori.settings import Settings
 
 
 def _event(order_id: str, event_type: str = "ORDER.ANTI_AI.PROCESSED") -> WebhookEvent:
@@ -89,18 +90,17 @@ def test_register_stores_the_secret_privately(
     config = EmulatorConfig(api_keys=frozenset({"k"}), processing_seconds=0)
     with EmulatorServer(config) as emulator, MoriClient(emulator.url, "k") as client:
         path = register(
-            "https://hooks.example.com/webhooks/mori", tmp_path / "s" / "secret", client
+            "https://hooks.example.com/webhooks/mori", tmp_path / "s" / "secret", Settings(), client
         )
         assert client.get_webhook().url == "https://hooks.example.com/webhooks/mori"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     secret = path.read_text()
     assert len(secret) >= 32
-    source = secret_source(path)
     monkeypatch.delenv("MORI_WEBHOOK_SECRET", raising=False)
-    assert source() == secret
-    assert secret_source(tmp_path / "missing")() is None
+    assert secret_source(Settings(), path)() == secret
+    assert secret_source(Settings(), tmp_path / "missing")() is None
     monkeypatch.setenv("MORI_WEBHOOK_SECRET", "from-env")
-    assert source() == "from-env"
+    assert secret_source(Settings(), path)() == "from-env"
 
 
 def test_receiver_command_needs_a_ledger_and_a_secret(

@@ -22,6 +22,7 @@ import pytest
 from deployments.bootstrap import HOME_VARIABLE, bootstrap
 from deployments.stack import LocalStack
 from mori.batch.runtime import default_ledger
+from mori.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -109,7 +110,9 @@ def test_custom_protect_run_from_the_ui(
     _set_home_variable(support.REPO)
     _deploy(support, server.env())
 
-    with LocalStack(Path(default_ledger(str(audit))), processing_seconds=0.3, webhooks=False):
+    with LocalStack(
+        Path(default_ledger(str(audit), Settings())), processing_seconds=0.3, webhooks=False
+    ):
         processes.start(
             "worker",
             [str(support.BIN / "prefect"), *WORKER],

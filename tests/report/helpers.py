@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mori.batch.audit import TS, write_table
+from mori.batch.rows import ImageRow, OrderRow, RunRow, from_record
 from mori.batch.storage import Storage, join
 
 DAY1, DAY2, OLD_DAY = date(2026, 3, 1), date(2026, 3, 2), date(2026, 2, 27)
@@ -39,7 +40,7 @@ def _ts(day: date, clock: str) -> str:
     return f"{day.isoformat()}T{clock}+00:00"
 
 
-def image(run_id: str, n: int, status: str, day: date, **fields: Any) -> dict[str, Any]:
+def image(run_id: str, n: int, status: str, day: date, **fields: Any) -> ImageRow:
     row: dict[str, Any] = {
         "run_id": run_id,
         "manifest_uri": f"/data/{run_id}/manifest.csv",
@@ -57,10 +58,10 @@ def image(run_id: str, n: int, status: str, day: date, **fields: Any) -> dict[st
         "recorded_at": _ts(day, "12:00:00"),
     }
     row.update(fields)
-    return row
+    return from_record(ImageRow, row)
 
 
-def processed(run_id: str, n: int, day: date, order: str, seconds: int) -> dict[str, Any]:
+def processed(run_id: str, n: int, day: date, order: str, seconds: int) -> ImageRow:
     return image(
         run_id,
         n,
@@ -77,47 +78,53 @@ def processed(run_id: str, n: int, day: date, order: str, seconds: int) -> dict[
     )
 
 
-def failed(run_id: str, n: int, day: date, code: str, **fields: Any) -> dict[str, Any]:
+def failed(run_id: str, n: int, day: date, code: str, **fields: Any) -> ImageRow:
     fields.setdefault("error_message", f"{code} here")
     return image(run_id, n, "failed", day, error_code=code, **fields)
 
 
-def order(run_id: str, order_id: str, day: date, status: str, files: int) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "order_key": f"ok-{order_id}",
-        "order_id": order_id,
-        "kind": "upload",
-        "generation": 0,
-        "status": status,
-        "file_count": files,
-        "processed": files if status == "processed" else 0,
-        "failed": 0,
-        "attempts": 1,
-        "replaced_order_keys": [],
-        "planned_at": _ts(day, "09:59:59"),
-        "created_at": _ts(day, "10:00:00"),
-        "recorded_at": _ts(day, "12:00:00"),
-    }
+def order(run_id: str, order_id: str, day: date, status: str, files: int) -> OrderRow:
+    return OrderRow(
+        **{
+            "run_id": run_id,
+            "order_key": f"ok-{order_id}",
+            "order_id": order_id,
+            "kind": "upload",
+            "generation": 0,
+            "status": status,
+            "file_count": files,
+            "processed": files if status == "processed" else 0,
+            "failed": 0,
+            "attempts": 1,
+            "replaced_order_keys": [],
+            "planned_at": _ts(day, "09:59:59"),
+            "created_at": _ts(day, "10:00:00"),
+            "recorded_at": _ts(day, "12:00:00"),
+        }
+    )
 
 
-def run(run_id: str, day: date, counts: dict[str, int], orders: int, api: tuple[int, int, int]):
-    return {
-        "run_id": run_id,
-        "manifest_uri": f"/data/{run_id}/manifest.csv",
-        "started_at": _ts(day, "09:59:00"),
-        "finished_at": _ts(day, "12:00:00"),
-        "wall_seconds": 7261.0,
-        "rows": sum(counts.values()),
-        **{s: counts.get(s, 0) for s in ("processed", "skipped", "failed", "pending")},
-        "orders": orders,
-        "api_requests": api[0],
-        "api_retries": api[1],
-        "rate_limited": api[2],
-    }
+def run(
+    run_id: str, day: date, counts: dict[str, int], orders: int, api: tuple[int, int, int]
+) -> RunRow:
+    return RunRow(
+        **{
+            "run_id": run_id,
+            "manifest_uri": f"/data/{run_id}/manifest.csv",
+            "started_at": _ts(day, "09:59:00"),
+            "finished_at": _ts(day, "12:00:00"),
+            "wall_seconds": 7261.0,
+            "rows": sum(counts.values()),
+            **{s: counts.get(s, 0) for s in ("processed", "skipped", "failed", "pending")},
+            "orders": orders,
+            "api_requests": api[0],
+            "api_retries": api[1],
+            "rate_limited": api[2],
+        }
+    )
 
 
-def tables() -> dict[tuple[str, date], dict[str, list[dict[str, Any]]]]:
+def tables() -> dict[tuple[str, date], dict[str, list[Any]]]:
     """The three runs' rows, by (run_id, run_date) then table."""
     old = "ok-old"
     run_a = [
@@ -182,8 +189,8 @@ def write_audit(audit_uri: str, storage: Storage | None = None, old: bool = Fals
     """Write the synthetic audit under ``audit_uri`` (and the older partition when ``old``)."""
     storage = storage or Storage()
     for (run_id, day), by_table in tables().items():
-        for table, rows in by_table.items():
-            write_table(storage, audit_uri, table, rows, run_id, day)
+        for rows in by_table.values():
+            write_table(storage, audit_uri, rows, run_id, day)
     if old:
         write_old_partition(audit_uri, storage)
     return audit_uri

@@ -79,7 +79,7 @@ def test_manifest_columns_vary_between_runs(tmp_path: Path) -> None:
     rows_2 = [image("r2", 0, "processed", day, collection=7, priority=2, score=3)]
     rows_3 = [image("r3", 0, "processed", day)]
     for run_id, rows in (("r1", rows_1), ("r2", rows_2), ("r3", rows_3)):
-        write_table(storage, audit, "images", rows, run_id, day)
+        write_table(storage, audit, rows, run_id, day)
     images = load_audit(audit).images.set_index("run_id")
     assert images.loc["r1", "collection"] == "spring" and images.loc["r2", "collection"] == "7"
     assert str(images["priority"].dtype) == "Int64" and images.loc["r2", "priority"] == 2

@@ -142,7 +142,7 @@ def test_hostile_error_codes_in_charts_markdown_and_table(tmp_path: Path) -> Non
         failed("r", 3, day, "<b>BOLD</b>"),
         image("r", 4, "failed", day, error_code=None, error_message="no code at all"),
     ]
-    write_table(Storage(), audit, "images", rows, "r", day)
+    write_table(Storage(), audit, rows, "r", day)
     report = build_report(load_audit(audit))
     out = Path(write_report(report, str(tmp_path / "out")).out_uri)
     assert_real_chart((out / "failure_codes.png").read_bytes(), COLOURS["failed"])
@@ -155,7 +155,7 @@ def test_hostile_error_codes_in_charts_markdown_and_table(tmp_path: Path) -> Non
 
 def test_table_artifact_cells_are_formula_safe(tmp_path: Path) -> None:
     audit, day = str(tmp_path / "audit"), date(2026, 1, 2)
-    write_table(Storage(), audit, "images", [failed("r", 0, day, "=EVIL()")], "r", day)
+    write_table(Storage(), audit, [failed("r", 0, day, "=EVIL()")], "r", day)
     cells = table_rows(build_report(load_audit(audit)))
     assert cells[0]["failed_by_code"] == "'=EVIL()=1"
 

@@ -1,0 +1,179 @@
+"""The parameters of a ``protect`` run: one model for the flow, the CLI and the run's config.
+
+Each parameter's type, limits and help text is an ``Annotated`` alias below, and its default
+lives once, in :data:`DEFAULTS`. The ``protect`` flow's signature is written with the
+same aliases and defaults (Prefect builds the UI form from it; a test checks that the two
+agree), ``mori-pipeline run`` generates its options from the model
+(:func:`mori.batch.parameters.cli_options`), and :class:`~mori.batch.runtime.RunConfig` is built
+from a validated model. No parameter holds a secret: the UI shows parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "DEFAULTS",
+    "MAX_CONCURRENT_ORDERS",
+    "CliOption",
+    "Completion",
+    "ProtectParameters",
+    "cli_options",
+]
+
+#: Most orders one ``protect`` run drives at once (its thread pool's size).
+MAX_CONCURRENT_ORDERS = 32
+
+Completion = Literal["auto", "webhook", "poll"]
+
+Manifest = Annotated[
+    str, Field(min_length=1, description="Manifest (CSV, Parquet or JSONL): local path or s3://")
+]
+Output = Annotated[str | None, Field(description="Outputs (default <manifest folder>/output)")]
+Audit = Annotated[
+    str | None, Field(description="Audit tables and ledger (default <manifest folder>/audit)")
+]
+OrderSize = Annotated[int, Field(ge=1, le=100, description="Images per order (1..100)")]
+MaxConcurrentOrders = Annotated[
+    int,
+    Field(ge=1, le=MAX_CONCURRENT_ORDERS, description="Orders driven at once by this run"),
+]
+WaitTimeout = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=7 * 86400,
+        description="Seconds to wait per order for MORI; 0 = only submit "
+        "(finalize/reconcile complete the orders)",
+    ),
+]
+PollInterval = Annotated[
+    float, Field(gt=0, le=3600, description="Seconds between polls of an order's status")
+]
+WebhookGrace = Annotated[
+    float, Field(ge=0, le=86400, description="Seconds to wait for a webhook before polling")
+]
+CompletionMode = Annotated[
+    Completion,
+    Field(
+        description="How a run learns an order finished: "
+        "auto (webhook if a secret is configured), webhook or poll"
+    ),
+]
+AllowedPrivateHosts = Annotated[
+    list[str],
+    Field(
+        max_length=64,
+        description="host[:port] of internal URL hosts rows may name anyway (e.g. a test server)",
+    ),
+]
+RetryFailed = Annotated[
+    bool, Field(description="Send images that failed for good in earlier runs again")
+]
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Every parameter's default, here and only here (the model, the flow's signature and the
+    run's config read them)."""
+
+    order_size: int = 100
+    max_concurrent_orders: int = 4
+    wait_timeout_seconds: float = 1800.0
+    poll_interval_seconds: float = 2.0
+    webhook_grace_seconds: float = 30.0
+    completion: Completion = "auto"
+    allowed_private_hosts: list[str] = field(default_factory=list)
+    retry_failed: bool = False
+
+
+DEFAULTS = Defaults()
+
+
+class ProtectParameters(BaseModel):
+    """A ``protect`` run's parameters, validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    manifest: Manifest
+    output: Output = None
+    audit: Audit = None
+    order_size: OrderSize = DEFAULTS.order_size
+    max_concurrent_orders: MaxConcurrentOrders = DEFAULTS.max_concurrent_orders
+    wait_timeout_seconds: WaitTimeout = DEFAULTS.wait_timeout_seconds
+    poll_interval_seconds: PollInterval = DEFAULTS.poll_interval_seconds
+    webhook_grace_seconds: WebhookGrace = DEFAULTS.webhook_grace_seconds
+    completion: CompletionMode = DEFAULTS.completion
+    allowed_private_hosts: AllowedPrivateHosts = Field(default_factory=list)
+    retry_failed: RetryFailed = DEFAULTS.retry_failed
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+#: Option names of the CLI that differ from ``--<parameter-name>`` (kept for existing scripts).
+_CLI_NAMES = {
+    "wait_timeout_seconds": "--wait-timeout",
+    "poll_interval_seconds": "--poll-interval",
+    "webhook_grace_seconds": "--webhook-grace",
+    "allowed_private_hosts": "--allow-private-url-host",
+}
+_METAVARS = {"allowed_private_hosts": "HOST[:PORT]"}
+
+
+@dataclass(frozen=True)
+class CliOption:
+    """One ``argparse`` option generated from a parameter."""
+
+    name: str  # the model field
+    flag: str  # e.g. --order-size
+    kwargs: dict[str, Any]
+
+
+def cli_options(model: type[BaseModel] = ProtectParameters) -> Iterator[CliOption]:
+    """The ``argparse`` options of every field of ``model``, in field order.
+
+    Booleans become flags, ``Literal`` types choices, lists repeatable options; a field without
+    a default is a required option. The CLI passes ``None`` for options not given, so the
+    model's defaults apply (argparse never holds a default of its own).
+    """
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        flag = _CLI_NAMES.get(name, "--" + name.replace("_", "-"))
+        kwargs: dict[str, Any] = {"dest": name, "help": info.description, "default": None}
+        default = info.get_default(call_default_factory=True)
+        if info.is_required():
+            kwargs["required"] = True
+        elif default not in (None, [], False):
+            kwargs["help"] = f"{info.description} (default: {_shown(default)})"
+        base = _without_none(annotation)
+        if base is bool:
+            kwargs["action"] = "store_true"
+        elif get_origin(base) is Literal:
+            kwargs["choices"] = list(get_args(base))
+        elif get_origin(base) is list:
+            kwargs["action"] = "append"
+            kwargs["metavar"] = _METAVARS.get(name, "VALUE")
+        elif base in (int, float):
+            kwargs["type"] = base
+            kwargs["metavar"] = "SECONDS" if name.endswith("_seconds") else "N"
+        else:
+            kwargs["metavar"] = "URI"
+        yield CliOption(name, flag, kwargs)
+
+
+def _without_none(annotation: Any) -> Any:
+    """``X`` for ``X | None``, else the annotation itself."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if type(None) in get_args(annotation) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

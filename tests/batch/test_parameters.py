@@ -1,0 +1,108 @@
+"""One parameter model for ``protect``: the flow's signature, the CLI and the defaults agree."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+from typing import Any, get_type_hints
+
+import pytest
+from pydantic import ValidationError
+
+from deployments.cli import main
+from mori.batch.parameters import DEFAULTS, ProtectParameters, cli_options
+
+
+def test_every_default_comes_from_defaults() -> None:
+    for field in dataclasses.fields(DEFAULTS):
+        assert ProtectParameters.model_fields[field.name].get_default(
+            call_default_factory=True
+        ) == getattr(DEFAULTS, field.name), field.name
+    required = {n for n, f in ProtectParameters.model_fields.items() if f.is_required()}
+    optional_without_default = {"output", "audit"}
+    assert set(ProtectParameters.model_fields) == (
+        {f.name for f in dataclasses.fields(DEFAULTS)} | required | optional_without_default
+    )
+
+
+def test_the_flow_signature_is_the_model() -> None:
+    from flows.protect import protect
+
+    signature = inspect.signature(protect.fn)
+    hints = get_type_hints(protect.fn, include_extras=True)
+    model_hints = get_type_hints(ProtectParameters, include_extras=True)
+    assert list(signature.parameters) == list(ProtectParameters.model_fields)
+    for name, parameter in signature.parameters.items():
+        field = ProtectParameters.model_fields[name]
+        assert hints[name] == model_hints[name], name
+        if field.is_required():
+            assert parameter.default is inspect.Parameter.empty, name
+        else:
+            assert parameter.default == field.get_default(call_default_factory=True), name
+
+
+def test_the_ui_schema_enforces_the_limits() -> None:
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.protect import protect
+
+    properties = parameter_schema(protect.fn).properties
+    assert properties["order_size"]["minimum"] == 1
+    assert properties["order_size"]["maximum"] == 100
+    assert properties["order_size"]["default"] == DEFAULTS.order_size
+    assert properties["completion"]["enum"] == ["auto", "webhook", "poll"]
+
+
+def _parse(argv: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser()
+    for option in cli_options(ProtectParameters):
+        parser.add_argument(option.flag, **option.kwargs)
+    args = vars(parser.parse_args(argv))
+    return {name: value for name, value in args.items() if value is not None}
+
+
+def test_the_cli_has_an_option_for_every_parameter() -> None:
+    assert [o.name for o in cli_options(ProtectParameters)] == list(ProtectParameters.model_fields)
+    flags = {o.flag for o in cli_options(ProtectParameters)}
+    # the options scripts already use keep their names
+    assert {"--manifest", "--order-size", "--wait-timeout", "--webhook-grace"} <= flags
+    assert {"--allow-private-url-host", "--retry-failed", "--completion"} <= flags
+
+
+def test_cli_options_left_out_take_the_model_defaults() -> None:
+    params = ProtectParameters(**_parse(["--manifest", "m.csv"]))
+    assert params == ProtectParameters(manifest="m.csv")
+    given = _parse(
+        [
+            "--manifest=m.csv",
+            "--order-size=7",
+            "--wait-timeout=0",
+            "--completion=poll",
+            "--allow-private-url-host=127.0.0.1:80",
+            "--allow-private-url-host=10.0.0.1",
+            "--retry-failed",
+        ]
+    )
+    params = ProtectParameters(**given)
+    assert params.order_size == 7 and params.wait_timeout_seconds == 0
+    assert params.completion == "poll" and params.retry_failed
+    assert params.allowed_private_hosts == ["127.0.0.1:80", "10.0.0.1"]
+
+
+def test_the_model_refuses_what_the_ui_refuses() -> None:
+    with pytest.raises(ValidationError):
+        ProtectParameters(manifest="m.csv", order_size=101)
+    with pytest.raises(ValidationError):
+        ProtectParameters(manifest="")
+    with pytest.raises(ValidationError):
+        ProtectParameters(manifest="m.csv", surprise=1)  # type: ignore[call-arg]
+
+
+def test_cli_rejects_a_bad_value_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MORI_API_KEY", "k")
+    assert main(["run", "--manifest", "m.csv", "--order-size", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: order-size:") and "\n" not in err
