@@ -219,7 +219,7 @@ def serve(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``receiver`` subcommand's options (``--host``, ``--port``, ``--ledger`` as before)."""
+    """The ``receiver`` subcommand's options ."""
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8901)
     parser.add_argument("--ledger", help="ledger (default $MORI_LEDGER_URL or <audit>'s)")

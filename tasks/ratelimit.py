@@ -1,4 +1,4 @@
-"""MORI's rate limit shared by every worker: a Prefect global concurrency limit (invariant 5).
+"""MORI's rate limit shared by every worker: a Prefect global concurrency limit.
 
 :class:`GlobalRateLimit` has the ``acquire() -> float`` method :class:`mori.client.MoriClient`
 expects of a rate limiter, and takes one slot of a Prefect global concurrency limit (GCL) per

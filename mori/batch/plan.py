@@ -31,11 +31,6 @@ class PlannedOrder:
     generation: int = 0
 
 
-def order_kind(item: Item) -> str:
-    """``url`` rows go through ``/orders/with-urls``; files and S3 objects are uploaded."""
-    return "url" if item.kind == "url" else "upload"
-
-
 def plan_orders(
     items: Sequence[Item], max_files: int = MAX_FILES_PER_ORDER, generation: int = 0
 ) -> list[PlannedOrder]:
@@ -46,9 +41,10 @@ def plan_orders(
     """
     if not 1 <= max_files <= MAX_FILES_PER_ORDER:
         raise ValueError(f"max_files must be 1..{MAX_FILES_PER_ORDER}")
+    # URL rows go through ``/orders/with-urls``; files and S3 objects are uploaded
     upload: list[Item] = []
     url: list[Item] = []
-    for it in items:  # order_kind(), inlined
+    for it in items:
         if it.image_key:
             (url if it.kind == "url" else upload).append(it)
     orders: list[PlannedOrder] = []

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-import matplotlib as mpl
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from mori.report.summary import STATUSES, Report
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+#: What to install when matplotlib (the ``report`` extra) is missing.
+INSTALL_HINT = "the report's charts need matplotlib: pip install 'mori-pipeline[report]'"
 
 COLOURS = {
     "processed": "#2e7d32",
@@ -54,6 +56,12 @@ def render_all(report: Report) -> dict[str, bytes]:
 
 def render(draw: Callable[[Axes, Report], None], report: Report, title: str) -> bytes:
     """One chart as PNG bytes."""
+    try:
+        import matplotlib as mpl
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise RuntimeError(INSTALL_HINT) from exc
     with mpl.rc_context({"text.parse_math": False, "font.size": 10}):
         fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
         FigureCanvasAgg(fig)
@@ -63,6 +71,13 @@ def render(draw: Callable[[Axes, Report], None], report: Report, title: str) -> 
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=DPI, facecolor="white")
     return buffer.getvalue()
+
+
+def _integers() -> Any:
+    """A tick locator at whole numbers only."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def _nothing(ax: Axes, message: str) -> None:
@@ -89,7 +104,7 @@ def draw_daily_volume(ax: Axes, report: Report) -> None:
         ax.bar(positions, values, bottom=bottom, color=COLOURS[status], label=status, width=0.7)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     _date_axis(ax, positions, list(daily["label"]))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(_integers())
     ax.set_ylabel("rows")
     ax.legend(loc="upper left", fontsize=8)
 
@@ -116,7 +131,7 @@ def draw_failure_codes(ax: Axes, report: Report) -> None:
     bars = ax.barh(range(len(values)), values, color=COLOURS["failed"])
     ax.set_yticks(range(len(values)), labels=labels)
     ax.bar_label(bars, labels=[str(int(v)) for v in values], padding=3, fontsize=8)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(_integers())
     ax.set_xlabel("failed rows")
     ax.margins(x=0.1)
 
@@ -134,7 +149,7 @@ def draw_latency(ax: Axes, report: Report) -> None:
         label = f"p{round(q * 100)} = {value:.2f} s"
         ax.axvline(value, color="#263238", linestyle=style, linewidth=1.5, label=label)
     ax.set_xlabel("seconds from order created to completed")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(_integers())
     ax.set_ylabel("images")
     ax.legend(loc="upper right", fontsize=8)
 
@@ -152,6 +167,6 @@ def draw_api_usage(ax: Axes, report: Report) -> None:
         shifted = [p + (i - 1) * width for p in positions]
         ax.bar(shifted, values, width=width, color=COLOURS[col], label=col.replace("_", " "))
     _date_axis(ax, positions, list(daily["label"]))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(_integers())
     ax.set_ylabel("requests")
     ax.legend(loc="upper left", fontsize=8)

@@ -1,4 +1,4 @@
-"""Audit rows: exactly one outcome per manifest row (DESIGN invariant 2), written as Parquet."""
+"""Audit rows: exactly one outcome per manifest row (invariant 2), written as Parquet."""
 
 from __future__ import annotations
 

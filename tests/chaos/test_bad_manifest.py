@@ -1,4 +1,4 @@
-"""Bad input, end to end (issue 3, DESIGN "Bad rows never stop a batch" and invariant 2).
+"""Bad input, end to end (bad rows never stop a batch; invariant 2 of docs/ARCHITECTURE.md).
 
 ONE run of the real ``protect`` flow on a manifest mixing 45+ kinds of bad rows with good ones
 (files of every format, a unicode name, S3 objects, public URL rows): every bad row gets its own

@@ -1,4 +1,4 @@
-"""Exactly once under every fault at once (issue 3, DESIGN invariants 1, 2, 4, 7, 8).
+"""Exactly once under every fault at once (invariants 1, 2, 4, 7 and 8 of docs/ARCHITECTURE.md).
 
 ≥ 1,000 small images, ~30 % of them URL rows, through the real ``protect`` flow (in-process, in
 Prefect's test harness) against the emulator over HTTP with EVERY fault on: each HTTP fault on

@@ -1,4 +1,4 @@
-"""Exactly once when two runs plan at the same time (DESIGN invariant 1; README "Several runs").
+"""Exactly once when two runs plan at the same time (invariant 1 of docs/ARCHITECTURE.md).
 
 Two runs share one ledger (a scheduled run and a manual one, or two workers on one machine):
 the second manifest is the first with rows appended, so the two plans chunk the shared images

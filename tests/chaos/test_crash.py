@@ -1,4 +1,4 @@
-"""Exactly once across SIGKILL and a changed rerun (issue 3, DESIGN invariants 1 and 3).
+"""Exactly once across SIGKILL and a changed rerun (invariants 1 and 3 of docs/ARCHITECTURE.md).
 
 Each seeded trial: one emulator + S3 + webhook receiver that live across the kill and the rerun
 (MORI's idempotency memory survives, as it would at MORI); the pipeline runs as a SUBPROCESS

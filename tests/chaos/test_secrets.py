@@ -1,4 +1,4 @@
-"""Secrets stay secret under chaos (issue 3, DESIGN invariant 6).
+"""Secrets stay secret under chaos (invariant 6 of docs/ARCHITECTURE.md).
 
 A chaos-style run (~200 images, a third of them URL rows, HTTP faults on every endpoint so errors
 and retries happen, webhook faults, a bad row, a URL MORI cannot fetch so an order fails at MORI)
