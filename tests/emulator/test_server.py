@@ -22,7 +22,7 @@ from .conftest import Api, make_image
 def test_server_without_s3_endpoint_starts_its_own() -> None:
     with EmulatorServer(EmulatorConfig(processing_seconds=0.05)) as server:
         assert server.url.startswith("http://127.0.0.1:")
-        api = Api(server.url)
+        api = Api(server)
         order_id = api.submit({"a.png": make_image("PNG")})
         assert api.wait_finished(order_id)["status"] == "complete"
         assert server.app.state.emulator is server.emulator

@@ -87,7 +87,7 @@ def test_upload_after_confirm_is_403(api: Api) -> None:
 def test_upload_and_result_urls_expire(make_server: Callable[..., EmulatorServer]) -> None:
     clock = FakeClock()
     server = make_server(clock=clock, upload_url_ttl=600, download_url_ttl=300)
-    api = Api(server.url)
+    api = Api(server)
     data = api.create(["a.png", "b.png"]).json()["data"]
     first, second = (f["uploadUrl"] for f in data["files"])
     assert httpx.put(first, content=make_image("PNG")).status_code == 200
@@ -110,7 +110,7 @@ def test_upload_and_result_urls_expire(make_server: Callable[..., EmulatorServer
 def test_results_expire_after_retention(make_server: Callable[..., EmulatorServer]) -> None:
     clock = FakeClock()
     server = make_server(clock=clock, result_retention=7 * 86400)
-    api = Api(server.url)
+    api = Api(server)
     order_id = api.submit({"a.png": make_image("PNG")})
     assert api.wait_finished(order_id)["status"] == "complete"
     url = api.http.get(f"/api/v2/orders/{order_id}/download").json()["data"]["downloadUrl"]
@@ -133,7 +133,7 @@ def test_storage_urls_need_expires_and_sig(server: EmulatorServer, kind: str) ->
 
 def test_waiting_orders_do_not_occupy_workers(make_server: Callable[..., EmulatorServer]) -> None:
     server = make_server(processing_seconds=0.4, processing_workers=1)
-    api = Api(server.url)
+    api = Api(server)
     started = time.monotonic()
     order_ids = [api.submit({f"{i}.png": make_image("PNG")}) for i in range(5)]
     for order_id in order_ids:
