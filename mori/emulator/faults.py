@@ -3,8 +3,9 @@
 Spec: comma-separated ``TARGET:FAULT=PROBABILITY``, e.g.
 ``create:drop=0.05,confirm:503=0.1,any:429=0.05,webhook:dup=0.3``.
 
-* HTTP targets: ``create``, ``with_urls``, ``confirm``, ``get``, ``download``, ``upload``,
-  ``result``; ``any`` means every one of them. HTTP faults: ``500``, ``503``, ``429`` (with
+* HTTP targets: ``create`` (``POST /orders``; in ``g3`` ``POST /orders/anti-ai``, URL files
+  included), ``with_urls`` (``g1``'s ``POST /orders/with-urls``), ``confirm``, ``get``,
+  ``download``, ``upload``, ``result``; ``any`` means every one of them. HTTP faults: ``500``, ``503``, ``429`` (with
   ``Retry-After``), ``timeout`` (hold the request past the client's timeout, then close the
   connection without processing it), ``drop`` (process the request fully, then close the
   connection without answering), ``reset`` (close the connection, with a TCP reset, before

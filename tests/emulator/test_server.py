@@ -95,6 +95,12 @@ def test_storage_wrapper(s3: LocalS3) -> None:
         ({"processing_seconds": -1}, "processing_seconds"),
         ({"processing_workers": 0}, "processing_workers"),
         ({"webhook_retry_delays": (1.0, -1.0)}, "webhook_retry_delays"),
+        ({"generation": "g2"}, "generation"),
+        ({"processing_mode": "fast"}, "processing_mode"),
+        ({"token_ttl": 0}, "token_ttl"),
+        ({"usage_limit": -1}, "usage_limit"),
+        ({"logins": {"a@example.com": ""}}, "logins"),
+        ({"logins": {"a@example.com": "x", "A@example.com": "y"}}, "given twice"),
     ],
 )
 def test_config_rejects_impossible_settings(settings: dict[str, object], fragment: str) -> None:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from mori.emulator import EmulatorServer, psnr
 
-from .conftest import Api, FakeClock, make_image
+from .conftest import Api, FakeClock, make_image, wait_stat
 
 EXPIRED_XML = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
 
@@ -139,3 +139,22 @@ def test_waiting_orders_do_not_occupy_workers(make_server: Callable[..., Emulato
     for order_id in order_ids:
         assert api.wait_finished(order_id)["status"] == "complete"
     assert time.monotonic() - started < 1.5  # not 5 x 0.4 s one after another
+
+
+def test_copy_mode_returns_the_inputs_unchanged(
+    make_server: Callable[..., EmulatorServer],
+) -> None:
+    server = make_server(processing_mode="copy")
+    api = Api(server)
+    files = {"a.png": make_image("PNG"), "b.jpg": b"not even an image"}  # nothing is decoded
+    order_id = api.submit(files)
+    assert api.wait_finished(order_id)["status"] == "complete"
+    with zipfile.ZipFile(io.BytesIO(api.download(order_id))) as archive:
+        assert archive.namelist() == ["0/a.png", "1/b.jpg"]
+        assert [archive.read(name) for name in archive.namelist()] == list(files.values())
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+    api.wait_finished(api.submit({"again.png": files["a.png"]}))
+    wait_stat(server, "duplicate_files", 1)
+    assert server.stats()["files_processed"] == 3
+    info = api.wait_finished(api.submit({"empty.png": b""}))
+    assert info["status"] == "failed" and info["errors"][0]["code"] == "INVALID_IMAGE"
