@@ -38,7 +38,7 @@ class LoginAccount:
 class _Session:
     """What an access token stands for, and until when (config clock, epoch seconds)."""
 
-    account: str
+    account: str = field(repr=False)
     expires_at: float
 
 

@@ -76,6 +76,15 @@ def test_wrong_email_or_password_is_401(
     assert "accessToken" not in response.headers
 
 
+def test_login_is_neither_rate_limited_nor_a_fault_target(
+    make_server: Callable[..., EmulatorServer],
+) -> None:
+    server = make_server(logins=LOGINS, rpm=1, faults="any:503=1", clock=FakeClock())
+    for _ in range(3):
+        assert _login(server).status_code == 200
+    assert server.stats()["faults_injected"] == {} and server.stats()["rate_limited"] == 0
+
+
 @pytest.mark.generations("g1")
 def test_email_is_matched_ignoring_case(make_server: Callable[..., EmulatorServer]) -> None:
     server = make_server(logins=LOGINS)

@@ -250,3 +250,15 @@ def server_of(s3: LocalS3) -> Iterator[Callable[[str], EmulatorServer]]:
 def test_generation_is_validated() -> None:
     with pytest.raises(ValueError, match="generation"):
         EmulatorConfig(generation="g2")  # type: ignore[arg-type]
+
+
+@g3_only
+def test_create_fault_target_covers_url_files(
+    make_server: Callable[..., EmulatorServer], image_host: ImageHost
+) -> None:
+    server = make_server(faults="create:503=1", url_allowlist=frozenset({image_host.host}))
+    api = Api(server)
+    files = [{"fileName": "a.png", "originalFileUrl": f"{image_host.base_url}/a.png"}]
+    api.error(api.post(api.create_path, {"files": files}), 503, "SERVICE_UNAVAILABLE")
+    assert server.stats()["faults_injected"] == {"create:503": 1}
+    assert server.stats()["orders_created"] == 0
