@@ -41,7 +41,26 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-url-host",
         action="append",
         default=[],
-        help="host[:port] the emulator may fetch for with-urls (repeatable)",
+        help="host[:port] the emulator may fetch URL files from (repeatable)",
+    )
+    emu.add_argument(
+        "--login",
+        action="append",
+        default=[],
+        metavar="EMAIL:PASSWORD",
+        help="an account that may log in at /api/v2/auth/login (repeatable)",
+    )
+    emu.add_argument("--token-ttl", type=float, default=7200.0, help="access token lifetime (s)")
+    emu.add_argument("--usage-limit", type=int, default=100_000, help="files per account")
+    emu.add_argument(
+        "--enforce-usage-limit", action="store_true", help="refuse creates past the usage limit"
+    )
+    emu.add_argument("--generation", choices=["g1", "g3"], default="g1", help="API dialect")
+    emu.add_argument(
+        "--processing-mode",
+        choices=["filter", "copy"],
+        default="filter",
+        help="copy: outputs equal inputs, nothing decoded (cheap load tests)",
     )
 
     rep = sub.add_parser("report", help="the data-team report on the audit tables")
@@ -123,17 +142,15 @@ def _first_problem(exc: Any) -> str:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from mori.emulator.config import EmulatorConfig
+    from mori.emulator.cli import config_from_args
     from mori.emulator.server import run
+    from mori.settings import Settings
 
-    config = EmulatorConfig(
-        api_keys=frozenset(args.api_key or ["test-key"]),
-        rpm=args.rpm,
-        processing_seconds=args.processing_seconds,
-        faults=args.faults,
-        seed=args.seed,
-        url_allowlist=frozenset(args.allow_url_host),
-    )
+    try:
+        config = config_from_args(args, Settings.secret(Settings().api_key))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     run(config, args.host, args.port)
     return 0
 

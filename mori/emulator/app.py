@@ -1,41 +1,43 @@
-"""The emulator's HTTP API: MORI's primary (G1) endpoints, presigned storage and admin stats.
+"""The emulator's HTTP API: MORI's order endpoints of one generation, presigned storage, admin.
 
-Routes: ``/api/v2/*`` (Bearer auth, per-key rate limit), ``/_s3/upload/{fileKey}`` and
-``/_s3/result/{orderId}.zip`` (presigned, no auth, not rate limited) and ``/_emulator/stats``.
+Routes: ``/api/v2/auth/login``; ``/api/v2/*`` (Bearer auth, per-account rate limit) of the
+configured generation (:mod:`mori.emulator.routes_g1` or :mod:`mori.emulator.routes_g3`) and the
+order and download routes both share; ``/_s3/upload/{fileKey}`` and
+``/_s3/result/{orderId}.zip`` (presigned, no auth, not rate limited); ``/_emulator/stats``.
+Routes of the other generation answer 404 ``NOT_FOUND`` in the error envelope.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
-from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from mori.emulator import validation
-from mori.emulator.config import EmulatorConfig
+from mori.emulator import routes_g1, routes_g3, validation
+from mori.emulator.config import EmulatorConfig, Generation
 from mori.emulator.core import Emulator
-from mori.emulator.guards import StoredResponse
 from mori.emulator.middleware import FaultMiddleware
-from mori.emulator.orders import NewFile, Order
 from mori.emulator.presign import RESULT, UPLOAD, S3Error
-from mori.emulator.responses import ApiError, dumps, json_response, success, timestamp
-from mori.models import ConfirmedOrder, DownloadInfo, WebhookInfo, WebhookSecret
+from mori.emulator.responses import ApiError, json_response, timestamp
+from mori.emulator.routing import Account, Emu, emulator_of, find, reply
+from mori.models import DownloadInfo
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCY_HEADER = "X-Idempotency-Key"
-REPLAY_HEADER = "Idempotent-Replayed"
+ACCESS_TOKEN_HEADER = "accessToken"
+_ROUTERS: dict[Generation, APIRouter] = {"g1": routes_g1.router, "g3": routes_g3.router}
 
 
 def create_app(config: EmulatorConfig, emulator: Emulator | None = None) -> FastAPI:
     """The emulator as an ASGI app; its state is ``app.state.emulator``."""
     emulator = emulator or Emulator(config)
+    generation = emulator.config.generation
     app = FastAPI(title="MORI API emulator", docs_url=None, redoc_url=None)
     app.state.emulator = emulator
     app.add_middleware(FaultMiddleware, emulator=emulator)
@@ -44,100 +46,43 @@ def create_app(config: EmulatorConfig, emulator: Emulator | None = None) -> Fast
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    for other, router in _ROUTERS.items():  # first, so no shared route answers for them
+        if other != generation:
+            _refuse_routes(app, router)
+    app.include_router(_ROUTERS[generation])
     app.include_router(api)
     app.include_router(storage)
     app.include_router(admin)
     return app
 
 
-def emulator_of(request: Request) -> Emulator:
-    """The emulator serving ``request``."""
-    emulator: Emulator = request.app.state.emulator
-    return emulator
-
-
-async def authorize(request: Request) -> str:
-    """The request's API key: 401 if missing or unknown, 429 over the rate limit."""
-    emulator = emulator_of(request)
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or token not in emulator.config.api_keys:
-        raise ApiError(401, "UNAUTHORIZED", "missing or invalid API key")
-    retry_after = emulator.limiter.hit(token)
-    if retry_after is not None:
-        emulator.stats.incr("rate_limited")
-        raise ApiError(
-            429,
-            "RATE_LIMIT_EXCEEDED",
-            f"rate limit of {emulator.config.rpm} requests per minute exceeded",
-            {"Retry-After": str(retry_after)},
-        )
-    return token
-
-
-Emu = Annotated[Emulator, Depends(emulator_of)]
-ApiKey = Annotated[str, Depends(authorize)]
-
 api = APIRouter(prefix="/api/v2")
 storage = APIRouter(prefix="/_s3")
 admin = APIRouter(prefix="/_emulator")
 
 
-# -- orders -----------------------------------------------------------------------------------
+# -- login and the routes of both generations -------------------------------------------------
 
 
-@api.post("/orders")
-async def create_order(request: Request, emulator: Emu, api_key: ApiKey) -> Response:
-    """Create an order whose files are uploaded to presigned URLs."""
-
-    def create(body: Any) -> dict[str, Any]:
-        spec = validation.create_request(body)
-        files = [NewFile(f.file_name) for f in spec.files]
-        order = _new_order(request, emulator, api_key, spec.order_name, files)
-        return success(emulator.created_order(order))
-
-    return await _idempotent(request, emulator, api_key, create)
-
-
-@api.post("/orders/with-urls")
-async def create_url_order(request: Request, emulator: Emu, api_key: ApiKey) -> Response:
-    """Create an order from public URLs; it starts processing at once."""
-
-    def create(body: Any) -> dict[str, Any]:
-        spec = validation.url_request(body, emulator.config.url_allowlist)
-        files = [NewFile(f.file_name, f.original_file_url) for f in spec.files]
-        order = _new_order(request, emulator, api_key, spec.order_name, files)
-        _start_processing(emulator, order)
-        return success(emulator.created_order(order))
-
-    return await _idempotent(request, emulator, api_key, create)
-
-
-@api.post("/orders/confirm")
-async def confirm_order(request: Request, emulator: Emu, api_key: ApiKey) -> Response:
-    """Start processing a pending order whose files are all uploaded."""
-
-    def confirm(body: Any) -> dict[str, Any]:
-        spec = validation.confirm_request(body)
-        order = _find(emulator, api_key, spec.order_id)
-        emulator.orders.confirm(order)
-        _start_processing(emulator, order)
-        return success(ConfirmedOrder(order_id=order.order_id, status="inProgress"))
-
-    return await _idempotent(request, emulator, api_key, confirm)
+@api.post("/auth/login")
+async def login(request: Request, emulator: Emu) -> Response:
+    """Log in with email and password: the access token in a header, the user and contract."""
+    email, password = validation.login_request(validation.parse_json(await request.body()))
+    token, account = emulator.accounts.login(email, password)
+    data = emulator.accounts.login_data(account)
+    return reply(emulator, data, "login successful", {ACCESS_TOKEN_HEADER: token})
 
 
 @api.get("/orders/{order_id}")
-async def get_order(order_id: str, emulator: Emu, api_key: ApiKey) -> Response:
+async def get_order(order_id: str, emulator: Emu, account: Account) -> Response:
     """An order's information."""
-    order = _find(emulator, api_key, order_id)
-    return json_response(success(emulator.order_info(order)))
+    return reply(emulator, emulator.order_info(find(emulator, account, order_id)))
 
 
 @api.get("/orders/{order_id}/download")
-async def download_order(order_id: str, emulator: Emu, api_key: ApiKey) -> Response:
+async def download_order(order_id: str, emulator: Emu, account: Account) -> Response:
     """A presigned URL of a complete order's result archive."""
-    order = _find(emulator, api_key, order_id)
+    order = find(emulator, account, order_id)
     status = emulator.orders.status(order)
     if status == "expired":
         raise ApiError(410, "ORDER_EXPIRED", f"the results of order {order_id} have expired")
@@ -148,32 +93,7 @@ async def download_order(order_id: str, emulator: Emu, api_key: ApiKey) -> Respo
             f"order {order_id} is {status}; results can be downloaded once it is complete",
         )
     url, expires = emulator.download_url(order)
-    return json_response(success(DownloadInfo(download_url=url, expires_at=timestamp(expires))))
-
-
-# -- webhook registration ---------------------------------------------------------------------
-
-
-@api.post("/webhook")
-async def register_webhook(request: Request, emulator: Emu, api_key: ApiKey) -> Response:
-    """Register (or replace) the key's webhook URL; answers a new signing secret."""
-    url = validation.webhook_url(validation.parse_json(await request.body()))
-    secret = emulator.webhooks.register(api_key, url)
-    return json_response(success(WebhookSecret(secret=secret)))
-
-
-@api.get("/webhook")
-async def get_webhook(emulator: Emu, api_key: ApiKey) -> Response:
-    """The key's webhook URL (``null`` when none is registered)."""
-    info = WebhookInfo(url=emulator.webhooks.url(api_key))
-    return json_response(success(info.model_dump(by_alias=True)))
-
-
-@api.delete("/webhook")
-async def delete_webhook(emulator: Emu, api_key: ApiKey) -> Response:
-    """Remove the key's webhook URL."""
-    emulator.webhooks.delete(api_key)
-    return json_response(success(None, "webhook deleted"))
+    return reply(emulator, DownloadInfo(download_url=url, expires_at=timestamp(expires)))
 
 
 # -- presigned storage ------------------------------------------------------------------------
@@ -212,72 +132,40 @@ async def get_result(name: str, request: Request, emulator: Emu) -> Response:
 @admin.get("/stats")
 async def stats(emulator: Emu) -> Response:
     """Counters for tests, benchmarks and the demo (no auth)."""
-    return json_response(emulator.stats.snapshot())
+    return json_response(emulator.snapshot())
 
 
-# -- helpers ----------------------------------------------------------------------------------
+# -- routes of the other generation and errors ------------------------------------------------
 
 
-async def _idempotent(
-    request: Request,
-    emulator: Emulator,
-    api_key: str,
-    action: Callable[[Any], dict[str, Any]],
-) -> Response:
-    """Run ``action`` on the JSON body once per idempotency key; replay its answer after."""
-    raw = await request.body()
-    key = request.headers.get(IDEMPOTENCY_HEADER) or validation.body_idempotency_key(raw)
-    if not key:
-        raise ApiError(
-            400, "IDEMPOTENCY_KEY_REQUIRED", f"the {IDEMPOTENCY_HEADER} header is required"
-        )
-
-    def compute() -> StoredResponse:
-        return StoredResponse(200, dumps(action(validation.parse_json(raw))))
-
-    stored, replayed = emulator.idempotency.run((api_key, request.url.path, key), compute)
-    if replayed:
-        emulator.stats.incr("idempotent_replays")
-    headers = {REPLAY_HEADER: "true"} if replayed else None
-    return Response(stored.body, stored.status, headers, media_type="application/json")
+def _refuse_routes(app: FastAPI, router: APIRouter) -> None:
+    """Answer every route of ``router`` with 404 ``NOT_FOUND``."""
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            app.add_api_route(
+                route.path, _not_served, methods=list(route.methods or ()), include_in_schema=False
+            )
 
 
-def _new_order(
-    request: Request,
-    emulator: Emulator,
-    api_key: str,
-    name: str | None,
-    files: list[NewFile],
-) -> Order:
-    """Create and count a new order."""
-    order = emulator.orders.create(
-        api_key,
-        validation.order_name(name, emulator.config.clock()),
-        str(request.base_url),
-        files,
+async def _not_served(request: Request) -> Response:
+    """A route of the other API generation."""
+    raise ApiError(
+        404,
+        "NOT_FOUND",
+        f"{request.method} {request.url.path} is not part of this API "
+        f"(it serves {_generation(request)})",
     )
-    emulator.stats.incr("orders_created")
-    return order
 
 
-def _start_processing(emulator: Emulator, order: Order) -> None:
-    """Count the order as confirmed and hand it to the processing workers."""
-    emulator.stats.incr("orders_confirmed")
-    emulator.processor.submit(order)
-
-
-def _find(emulator: Emulator, api_key: str, order_id: str) -> Order:
-    """The key's order, or 404 ``ORDER_NOT_FOUND``."""
-    order = emulator.orders.get(api_key, order_id)
-    if order is None:
-        raise ApiError(404, "ORDER_NOT_FOUND", f"order {order_id} not found")
-    return order
+def _generation(request: Request) -> Generation:
+    """The generation whose envelope an error of ``request`` is rendered in."""
+    return emulator_of(request).config.generation
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     """Render an :class:`ApiError`."""
     assert isinstance(exc, ApiError)
-    return exc.response()
+    return exc.response(_generation(request))
 
 
 async def _s3_error(request: Request, exc: Exception) -> Response:
@@ -288,17 +176,17 @@ async def _s3_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     """FastAPI's own parameter validation, as ``INVALID_REQUEST``."""
-    return validation.invalid(f"invalid request: {exc}").response()
+    return validation.invalid(f"invalid request: {exc}").response(_generation(request))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Unknown routes and methods, in MORI's envelope."""
     assert isinstance(exc, HTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
-    return ApiError(exc.status_code, code, str(exc.detail)).response()
+    return ApiError(exc.status_code, code, str(exc.detail)).response(_generation(request))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     """Anything unexpected: 500 ``INTERNAL_ERROR`` (logged)."""
     log.error("unexpected emulator error", exc_info=exc)
-    return ApiError(500, "INTERNAL_ERROR", "internal server error").response()
+    return ApiError(500, "INTERNAL_ERROR", "internal server error").response(_generation(request))

@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from typing import Any
 
+from mori.emulator.accounts import Accounts
 from mori.emulator.config import EmulatorConfig
 from mori.emulator.delivery import WebhookDispatcher
+from mori.emulator.events import Event, g1_event, g3_event
 from mori.emulator.faults import FaultInjector
 from mori.emulator.guards import IdempotencyStore, RateLimiter
-from mori.emulator.orders import Order, OrderBook
+from mori.emulator.orders import Order, OrderBook, StoredFile
 from mori.emulator.presign import RESULT, UPLOAD, Presigner
 from mori.emulator.processing import Processor
 from mori.emulator.responses import timestamp
 from mori.emulator.stats import Stats
 from mori.emulator.storage import Storage
-from mori.models import CreatedOrder, EventData, OrderError, OrderFile, OrderInfo
+from mori.models import CreatedOrder, OrderFile, OrderInfo
 
 
 class Emulator:
-    """Orders, storage, guards, processing workers and webhook delivery of one emulator."""
+    """Orders, accounts, storage, guards, processing workers and webhook delivery."""
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.stats = Stats()
         self.stop_event = threading.Event()
         self.faults = FaultInjector(config.faults, config.seed, self.stats)
+        self.accounts = Accounts(
+            config.api_keys, config.logins, config.token_ttl, config.usage_limit, config.clock
+        )
         self.storage = Storage.connect(config.s3_endpoint_url, config.s3_bucket)
         self.orders = OrderBook(config.clock, config.result_retention, config.first_order_id)
         self.idempotency = IdempotencyStore()
@@ -37,17 +42,8 @@ class Emulator:
         )
 
     def created_order(self, order: Order) -> CreatedOrder:
-        """Create-order ``data``: upload URLs for a pending order, bare files for a URL order."""
-        uploads = order.status == "pending"
-        files = [
-            OrderFile(
-                file_id=f.file_id,
-                file_name=f.file_name,
-                upload_url=self._upload_url(order, f.file_key) if uploads else None,
-                file_key=f.file_key if uploads else None,
-            )
-            for f in order.files
-        ]
+        """Create-order ``data``: an upload URL and ``fileKey`` for each file without a URL."""
+        files = [self._created_file(order, f) for f in order.files]
         return CreatedOrder(
             order_id=order.order_id, order_name=order.order_name, status=order.status, files=files
         )
@@ -74,20 +70,25 @@ class Emulator:
             errors=list(order.errors),
         )
 
-    def event_data(self, order: Order) -> EventData:
-        """The ``data`` of the order-finished webhook."""
-        complete = order.status == "complete"
-        return EventData(
-            order_id=order.order_id,
-            order_name=order.order_name,
-            status=order.status,
-            file_count=len(order.files),
-            created_at=timestamp(order.created_at),
-            completed_at=_optional_time(order.completed_at),
-            failed_at=_optional_time(order.failed_at),
-            download_url=self.download_url(order)[0] if complete else None,
-            error=None if complete else summarise(order.errors),
-        )
+    def event(self, order: Order) -> Event:
+        """The order-finished webhook event of ``order``, in the emulator's generation."""
+        url = self.download_url(order)[0] if order.status == "complete" else None
+        now = self.config.clock()
+        if self.config.generation == "g3":
+            return g3_event(order, now, url)
+        return g1_event(order, self.config.webhook_event_type, now, url)
+
+    def start_processing(self, order: Order) -> None:
+        """Count the order as confirmed, add its files to the account's usage, process it."""
+        self.stats.incr("orders_confirmed")
+        self.accounts.add_usage(order.api_key, len(order.files))
+        self.processor.submit(order)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The admin stats: every counter, and usage per account (no credentials)."""
+        body = self.stats.snapshot()
+        body["usage"] = self.accounts.usage_snapshot()
+        return body
 
     def set_faults(self, spec: str, seed: int | None = None) -> None:
         """Swap the fault plan (e.g. another one for a rerun); orders and idempotency stay."""
@@ -104,6 +105,16 @@ class Emulator:
         self.processor.close()
         self.webhooks.close()
 
+    def _created_file(self, order: Order, stored: StoredFile) -> OrderFile:
+        """One file of a created order; a pending order's upload files get a presigned URL."""
+        upload = order.status == "pending" and stored.source_url is None
+        return OrderFile(
+            file_id=stored.file_id,
+            file_name=stored.file_name,
+            upload_url=self._upload_url(order, stored.file_key) if upload else None,
+            file_key=stored.file_key if upload else None,
+        )
+
     def _upload_url(self, order: Order, file_key: str) -> str:
         """A presigned PUT URL for one file of ``order``."""
         url, _ = self.presigner.url(
@@ -113,15 +124,4 @@ class Emulator:
 
     def _finished(self, order: Order) -> None:
         """Called by the processor when an order completed or failed."""
-        self.webhooks.emit(order.api_key, self.event_data(order))
-
-
-def summarise(errors: list[OrderError]) -> OrderError:
-    """One ``error`` for a failed order's webhook: the first code, every file's message."""
-    messages = "; ".join(e.message or "" for e in errors)
-    return OrderError(code=errors[0].code, message=messages)
-
-
-def _optional_time(seconds: float | None) -> datetime | None:
-    """:func:`timestamp` of ``seconds``, if set."""
-    return None if seconds is None else timestamp(seconds)
+        self.webhooks.emit(order.api_key, self.event(order))

@@ -3,15 +3,16 @@
 Spec: comma-separated ``TARGET:FAULT=PROBABILITY``, e.g.
 ``create:drop=0.05,confirm:503=0.1,any:429=0.05,webhook:dup=0.3``.
 
-* HTTP targets: ``create``, ``with_urls``, ``confirm``, ``get``, ``download``, ``upload``,
-  ``result``; ``any`` means every one of them. HTTP faults: ``500``, ``503``, ``429`` (with
-  ``Retry-After``), ``timeout`` (hold the request past the client's timeout, then close the
-  connection without processing it), ``drop`` (process the request fully, then close the
-  connection without answering), ``reset`` (close the connection, with a TCP reset, before
-  processing).
+* HTTP targets: ``create`` (``POST /orders``; in ``g3`` ``POST /orders/anti-ai``, URL files
+  included), ``with_urls`` (``g1``'s ``POST /orders/with-urls``), ``confirm``, ``get``,
+  ``download``, ``upload``, ``result``; ``any`` means every one of them. HTTP faults:
+  ``500``, ``503``, ``429`` (with ``Retry-After``), ``timeout`` (hold the request past the
+  client's timeout, then close the connection without processing it), ``drop`` (process the
+  request fully, then close the connection without answering), ``reset`` (close the
+  connection, with a TCP reset, before processing).
 * Target ``webhook`` takes the delivery faults ``dup`` (deliver twice), ``lose`` (never
   deliver), ``delay`` (deliver late), ``reorder`` (deliver after the next event), ``badsig``
-  (first attempt carries a wrong signature).
+  (first attempt carries a wrong signature), decided per delivery (one event to one webhook).
 
 For each request (or webhook event) the matching rules draw, in spec order, from one
 ``random.Random(seed)`` under a lock until one fires; the first rule that fires wins. The same

@@ -19,26 +19,48 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mori.emulator.config import Generation
 from mori.emulator.core import Emulator
 from mori.emulator.faults import HTTP_TARGETS
 from mori.emulator.presign import S3Error
 from mori.emulator.responses import ApiError
 
-_ENDPOINTS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
-    (method, re.compile(pattern), name)
-    for method, pattern, name in (
+_Table = tuple[tuple[str, re.Pattern[str], str], ...]
+
+
+def _table(*rows: tuple[str, str, str]) -> _Table:
+    """Compiled ``(method, path pattern, endpoint name)`` rows, matched in order (``""``: none)."""
+    return tuple((method, re.compile(pattern), name) for method, pattern, name in rows)
+
+
+_COMMON = (
+    ("POST", r"/api/v2/auth/login", "login"),
+    ("GET", r"/api/v2/orders/[^/]+", "get"),
+    ("GET", r"/api/v2/orders/[^/]+/download", "download"),
+    ("PUT", r"/_s3/upload/.+", "upload"),
+    ("GET", r"/_s3/result/.+", "result"),
+)
+#: Endpoint names per generation (a route another generation serves is no endpoint here).
+ENDPOINTS: dict[Generation, _Table] = {
+    "g1": _table(
         ("POST", r"/api/v2/orders", "create"),
         ("POST", r"/api/v2/orders/with-urls", "with_urls"),
         ("POST", r"/api/v2/orders/confirm", "confirm"),
-        ("GET", r"/api/v2/orders/[^/]+", "get"),
-        ("GET", r"/api/v2/orders/[^/]+/download", "download"),
-        ("PUT", r"/_s3/upload/.+", "upload"),
-        ("GET", r"/_s3/result/.+", "result"),
         ("POST", r"/api/v2/webhook", "webhook_register"),
         ("GET", r"/api/v2/webhook", "webhook_get"),
         ("DELETE", r"/api/v2/webhook", "webhook_delete"),
-    )
-)
+        ("GET", r"/api/v2/orders/webhooks", ""),  # a g3 route: answered 404, not counted
+        *_COMMON,
+    ),
+    "g3": _table(
+        ("POST", r"/api/v2/orders/anti-ai", "create"),
+        ("POST", r"/api/v2/orders/anti-ai/confirm", "confirm"),
+        ("POST", r"/api/v2/orders/webhooks", "webhook_register"),
+        ("GET", r"/api/v2/orders/webhooks", "webhook_list"),
+        ("DELETE", r"/api/v2/orders/webhooks/[^/]+", "webhook_delete"),
+        *_COMMON,
+    ),
+}
 _STORAGE_TARGETS = frozenset({"upload", "result"})
 _API_ERRORS = {
     "500": ("INTERNAL_ERROR", "internal server error (injected)"),
@@ -53,11 +75,11 @@ _S3_ERRORS = {
 _DISCONNECT_POLLS = 200
 
 
-def endpoint_name(method: str, path: str) -> str | None:
-    """The stats name of an endpoint (``create``, ``upload``...), or ``None``."""
-    for endpoint_method, pattern, name in _ENDPOINTS:
+def endpoint_name(method: str, path: str, generation: Generation = "g1") -> str | None:
+    """The stats name of an endpoint of ``generation`` (``create``, ``upload``...), or ``None``."""
+    for endpoint_method, pattern, name in ENDPOINTS[generation]:
         if method == endpoint_method and pattern.fullmatch(path):
-            return name
+            return name or None
     return None
 
 
@@ -69,7 +91,8 @@ class FaultMiddleware:
         self.emulator = emulator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = endpoint_name(scope.get("method", ""), scope.get("path", ""))
+        generation = self.emulator.config.generation
+        endpoint = endpoint_name(scope.get("method", ""), scope.get("path", ""), generation)
         if scope["type"] != "http" or endpoint is None:
             await self.app(scope, receive, send)
             return
@@ -96,7 +119,8 @@ class FaultMiddleware:
             error = S3Error(*_S3_ERRORS[fault], status=int(fault))
             return Response(error.xml(), error.status, headers, media_type="application/xml")
         code, message = _API_ERRORS[fault]
-        return ApiError(int(fault), code, message, headers).response()
+        injected = ApiError(int(fault), code, message, headers)
+        return injected.response(self.emulator.config.generation)
 
     async def _hang(self) -> None:
         """Wait ``fault_hang_seconds``, ending early when the emulator shuts down."""

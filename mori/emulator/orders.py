@@ -137,7 +137,7 @@ class OrderBook:
             order.updated_at = self._clock()
 
     def confirm(self, order: Order) -> None:
-        """Move a pending order, every file uploaded, to ``inProgress`` (else :class:`ApiError`)."""
+        """Move a pending order, every upload done, to ``inProgress`` (else :class:`ApiError`)."""
         with self._lock:
             if order.status != "pending":
                 raise ApiError(
@@ -146,12 +146,13 @@ class OrderBook:
                     f"order {order.order_id} is {self.status(order)}; only a pending order "
                     "can be confirmed",
                 )
-            missing = [f"{f.index}/{f.file_name}" for f in order.files if not f.uploaded]
+            uploads = [f for f in order.files if f.source_url is None]
+            missing = [f"{f.index}/{f.file_name}" for f in uploads if not f.uploaded]
             if missing:
                 raise ApiError(
                     400,
                     "FILES_NOT_UPLOADED",
-                    f"{len(missing)} of {len(order.files)} files are not uploaded yet: "
+                    f"{len(missing)} of {len(uploads)} files are not uploaded yet: "
                     + ", ".join(missing[:10])
                     + (" ..." if len(missing) > 10 else ""),
                 )
@@ -175,7 +176,9 @@ class OrderBook:
         found = self._files.get(file_key)
         if found is None:
             raise S3Error("NoSuchUpload", "The specified upload does not exist")
-        order = found[0]
+        order, stored = found
+        if stored.source_url is not None:
+            raise S3Error("AccessDenied", "This file is fetched from its URL; it takes no upload")
         if order.status != "pending":
             raise S3Error(
                 "AccessDenied", f"Order {order.order_id} is {order.status}; uploads are closed"

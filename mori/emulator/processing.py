@@ -4,7 +4,11 @@ Rules (ASSUMED, see the package docstring): an order is ``failed`` as soon as on
 fails (undecodable image ``INVALID_IMAGE``, upload missing ``MISSING_UPLOAD``, URL fetch failed
 ``FETCH_FAILED``, or a name in ``fail_order_names`` ``PROCESSING_FAILED``); ``errors`` then lists
 one entry per failed file and no archive is written. A complete order's archive holds one entry
-per file, named ``{index}/{fileName}``, in file order.
+per file, named ``{index}/{fileName}``, in file order, stored uncompressed.
+
+In ``copy`` processing mode (for load tests on small machines) nothing is decoded or perturbed:
+each output is its input, byte for byte, and only an empty file fails. Outputs then equal inputs;
+they are still stored, archived and counted (``files_processed``, ``duplicate_files``).
 """
 
 from __future__ import annotations
@@ -157,16 +161,24 @@ class Processor:
         self._orders.finish(order, errors)
 
     def _process_file(self, stored: StoredFile) -> Processed:
-        """Load and filter one file."""
+        """Load and filter (or, in ``copy`` mode, pass through) one file."""
         data = self._load(stored)
-        try:
-            output = perturb(data)
-        except InvalidImageError as exc:
-            raise FileFailure(exc.code, str(exc)) from exc
+        output = self._filter(data)
         fingerprints = {sha256_fingerprint(data)}
         if stored.source_url is not None:
             fingerprints.add(url_fingerprint(stored.source_url))
         return Processed(stored, output, frozenset(fingerprints))
+
+    def _filter(self, data: bytes) -> bytes:
+        """The filtered image; in ``copy`` mode the input itself (only an empty file fails)."""
+        if self._config.processing_mode == "copy":
+            if not data:
+                raise FileFailure(InvalidImageError.code, "the file is empty")
+            return data
+        try:
+            return perturb(data)
+        except InvalidImageError as exc:
+            raise FileFailure(exc.code, str(exc)) from exc
 
     def _load(self, stored: StoredFile) -> bytes:
         """The input bytes: the uploaded object, or the fetched URL."""

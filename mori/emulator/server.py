@@ -63,7 +63,7 @@ class EmulatorServer:
 
     def stats(self) -> dict[str, Any]:
         """The same counters as ``GET /_emulator/stats``, read directly."""
-        return self.emulator.stats.snapshot()
+        return self.emulator.snapshot()
 
     def start(self) -> EmulatorServer:
         """Start S3 (if needed), the emulator and uvicorn; return once it accepts requests."""

@@ -8,8 +8,8 @@ from typing import Any
 
 #: Plain counters, always present in a snapshot (``0`` until something happens).
 COUNTERS: tuple[str, ...] = (
-    "orders_created",  # orders created by /orders or /orders/with-urls (replays excluded)
-    "orders_confirmed",  # orders that entered processing: confirm, or create-with-urls
+    "orders_created",  # orders created by any create route (replays excluded)
+    "orders_confirmed",  # orders that entered processing: confirm, or a URL-only create
     "orders_completed",
     "orders_failed",
     "files_processed",  # files of completed orders
@@ -22,7 +22,7 @@ COUNTERS: tuple[str, ...] = (
     "webhooks_sent",  # deliveries answered 2xx
     "webhooks_failed",  # deliveries that exhausted their retries
     "webhook_attempts",  # every POST to a receiver, retries included
-    "webhooks_unregistered",  # finished orders whose API key had no webhook registered
+    "webhooks_unregistered",  # finished orders whose account had no webhook registered
 )
 
 
@@ -41,7 +41,7 @@ class Stats:
             self._counters[name] += amount
 
     def request(self, endpoint: str) -> None:
-        """Count one request to ``endpoint`` (e.g. ``create``, ``upload``)."""
+        """Count one request to ``endpoint`` (``create``, ``upload``, ``login``...)."""
         with self._lock:
             self._requests[endpoint] += 1
 

@@ -1,8 +1,15 @@
 """Fixtures for the emulator tests: local S3, emulator servers, an API client, test images,
-an image host for with-urls and a webhook receiver. Everything runs over real HTTP."""
+an image host for URL files and a webhook receiver. Everything runs over real HTTP.
+
+Tests that use ``server``, ``make_server`` or ``generation`` run once per API generation
+(``g1``, ``g3``); ``@pytest.mark.generations("g1")`` limits a test (or a module, through
+``pytestmark``) to the generations that have its feature.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import threading
 import time
@@ -18,10 +25,45 @@ import pytest
 from PIL import Image
 
 from mori.emulator import EmulatorConfig, EmulatorServer, LocalS3
-from mori.webhooks import SIGNATURE_HEADER, is_valid
 
 API_KEY = "test-key"
 OTHER_KEY = "other-key"
+GENERATIONS = ("g1", "g3")
+SIGNATURE_HEADERS = {"g1": "X-Mori-Signature", "g3": "X-MoriBiz-Signature"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``generations`` marker."""
+    config.addinivalue_line(
+        "markers", "generations(*names): the API generations a test runs under (g1, g3)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that needs an emulator once per generation its marker allows."""
+    if "generation" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("generations")
+        names = marker.args if marker else GENERATIONS
+        metafunc.parametrize("generation", names, scope="module")
+
+
+def signs(body: bytes, signature: str | None, secret: str) -> bool:
+    """Whether ``signature`` is the hex HMAC-SHA256 of ``body`` under ``secret`` (UTF-8)."""
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return signature is not None and hmac.compare_digest(expected, signature)
+
+
+def expect_error(response: httpx.Response, status: int, code: str, generation: str) -> str:
+    """Assert the generation's error envelope with ``status`` and ``code``; its message."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    if generation == "g1":
+        assert body["success"] is False
+    else:
+        assert "success" not in body and "data" not in body
+    assert body["code"] == code
+    message: str = body["message"]
+    return message
 
 
 class FakeClock:
@@ -98,20 +140,20 @@ def start_emulator(s3: LocalS3, **overrides: Any) -> EmulatorServer:
 
 
 @pytest.fixture(scope="module")
-def server(s3: LocalS3) -> Iterator[EmulatorServer]:
+def server(s3: LocalS3, generation: str) -> Iterator[EmulatorServer]:
     """A shared emulator with default (fast) settings; tests must not assume its counters."""
-    emulator = start_emulator(s3)
+    emulator = start_emulator(s3, generation=generation)
     yield emulator
     emulator.stop()
 
 
 @pytest.fixture
-def make_server(s3: LocalS3) -> Iterator[Callable[..., EmulatorServer]]:
-    """Start emulators with custom settings; all are stopped after the test."""
+def make_server(s3: LocalS3, generation: str) -> Iterator[Callable[..., EmulatorServer]]:
+    """Start emulators of the test's generation with custom settings; stopped after the test."""
     started: list[EmulatorServer] = []
 
     def make(**overrides: Any) -> EmulatorServer:
-        emulator = start_emulator(s3, **overrides)
+        emulator = start_emulator(s3, **{"generation": generation, **overrides})
         started.append(emulator)
         return emulator
 
@@ -124,32 +166,56 @@ def make_server(s3: LocalS3) -> Iterator[Callable[..., EmulatorServer]]:
 
 
 class Api:
-    """A small synchronous MORI client for tests (no retries: every answer is visible).
-
-    Every client is closed after the test that made it (see ``_close_clients``).
-    """
+    """A small synchronous MORI client of either generation for tests (no retries: every
+    answer is visible). Every client is closed after the test that made it."""
 
     opened: ClassVar[list[Api]] = []
 
-    def __init__(self, base_url: str, key: str = API_KEY, timeout: float = 10.0) -> None:
+    def __init__(self, server: EmulatorServer, key: str = API_KEY, timeout: float = 10.0) -> None:
+        self.generation = server.config.generation
         self.http = httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout
+            base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout
         )
         Api.opened.append(self)
 
+    @property
+    def g3(self) -> bool:
+        return self.generation == "g3"
+
+    @property
+    def create_path(self) -> str:
+        return "/api/v2/orders/anti-ai" if self.g3 else "/api/v2/orders"
+
+    @property
+    def confirm_path(self) -> str:
+        return "/api/v2/orders/anti-ai/confirm" if self.g3 else "/api/v2/orders/confirm"
+
+    @property
+    def webhooks_path(self) -> str:
+        return "/api/v2/orders/webhooks" if self.g3 else "/api/v2/webhook"
+
     def create(self, names: list[str], key: str | None = None, **body: Any) -> httpx.Response:
-        """``POST /api/v2/orders``."""
+        """Create an order of upload files."""
         files = [{"fileName": name} for name in names]
-        return self.post("/api/v2/orders", {"files": files, **body}, key)
+        return self.post(self.create_path, {"files": files, **body}, key)
 
     def post(self, path: str, body: Any, key: str | None = None) -> httpx.Response:
-        """POST JSON with a (fresh unless given) idempotency key."""
-        headers = {"X-Idempotency-Key": key or str(uuid.uuid4())}
-        return self.http.post(path, json=body, headers=headers)
+        """POST JSON with a (fresh unless given) idempotency key: a header in g1; in g3 the
+        body's ``idempotencyKey`` (bodies that are no JSON object go without)."""
+        key = key or str(uuid.uuid4())
+        if not self.g3:
+            return self.http.post(path, json=body, headers={"X-Idempotency-Key": key})
+        if isinstance(body, dict):
+            body = {"idempotencyKey": key, **body}
+        return self.http.post(path, json=body)
 
     def confirm(self, order_id: str, key: str | None = None) -> httpx.Response:
-        """``POST /api/v2/orders/confirm``."""
-        return self.post("/api/v2/orders/confirm", {"orderId": order_id}, key)
+        """Confirm a pending order."""
+        return self.post(self.confirm_path, {"orderId": order_id}, key)
+
+    def error(self, response: httpx.Response, status: int, code: str) -> str:
+        """:func:`expect_error` in this client's generation."""
+        return expect_error(response, status, code, self.generation)
 
     def order(self, order_id: str) -> dict[str, Any]:
         """``GET /api/v2/orders/{orderId}`` data."""
@@ -168,9 +234,9 @@ class Api:
             assert time.monotonic() < deadline, f"order {order_id} still {info['status']}"
             time.sleep(0.02)
 
-    def submit(self, files: dict[str, bytes]) -> str:
+    def submit(self, files: dict[str, bytes], **body: Any) -> str:
         """Create, upload every file and confirm; the order id."""
-        created = self.create(list(files))
+        created = self.create(list(files), **body)
         assert created.status_code == 200, created.text
         data = created.json()["data"]
         for spec, content in zip(data["files"], files.values(), strict=True):
@@ -179,6 +245,21 @@ class Api:
         assert confirmed.status_code == 200, confirmed.text
         order_id: str = data["orderId"]
         return order_id
+
+    def download(self, order_id: str) -> bytes:
+        """The result archive of a complete order."""
+        response = self.http.get(f"/api/v2/orders/{order_id}/download")
+        assert response.status_code == 200, response.text
+        archive = httpx.get(response.json()["data"]["downloadUrl"])
+        assert archive.status_code == 200
+        return archive.content
+
+    def register_webhook(self, url: str) -> str:
+        """Register a webhook (g1: the account's one; g3: one more); its secret."""
+        response = self.http.post(self.webhooks_path, json={"url": url})
+        assert response.status_code == 200, response.text
+        secret: str = response.json()["data"]["secret"]
+        return secret
 
 
 @pytest.fixture(autouse=True)
@@ -192,7 +273,7 @@ def _close_clients() -> Iterator[None]:
 @pytest.fixture
 def api(server: EmulatorServer) -> Api:
     """A client of the shared emulator."""
-    return Api(server.url)
+    return Api(server)
 
 
 # -- tiny HTTP servers: an image host and a webhook receiver ------------------------------------
@@ -249,6 +330,7 @@ class Received:
 
     body: bytes
     signature: str | None
+    header: str | None
     status: int
 
 
@@ -266,13 +348,13 @@ class WebhookReceiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
 
-    def answer(self, body: bytes, signature: str | None) -> int:
+    def answer(self, body: bytes, signature: str | None, header: str | None) -> int:
         with self.lock:
-            if self.secret is not None and not is_valid(body, signature, self.secret):
+            if self.secret is not None and not signs(body, signature, self.secret):
                 status = 401
             else:
                 status = self.statuses.pop(0) if self.statuses else 200
-            self.received.append(Received(body, signature, status))
+            self.received.append(Received(body, signature, header, status))
         return status
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
@@ -287,13 +369,15 @@ class WebhookReceiver:
 
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
-    """A local webhook receiver."""
+    """A local webhook receiver (either generation's signature header)."""
     state: list[WebhookReceiver] = []
 
     class Handler(_Quiet):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            status = state[0].answer(body, self.headers.get(SIGNATURE_HEADER))
+            header = next((h for h in SIGNATURE_HEADERS.values() if h in self.headers), None)
+            signature = self.headers.get(header) if header else None
+            status = state[0].answer(body, signature, header)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()

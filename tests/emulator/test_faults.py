@@ -99,7 +99,7 @@ def test_faults_are_counted_per_endpoint() -> None:
 
 def test_drop_commits_then_closes(make_server: Callable[..., EmulatorServer]) -> None:
     server = make_server(faults="create:drop=0.5", seed=_seed_firing_first_only(0.5))
-    api = Api(server.url)
+    api = Api(server)
     with pytest.raises(httpx.RemoteProtocolError):
         api.create(["a.png"], key="order-1")
     assert server.stats()["orders_created"] == 1  # committed although never answered
@@ -112,7 +112,7 @@ def test_drop_commits_then_closes(make_server: Callable[..., EmulatorServer]) ->
 
 def test_dropped_confirm_is_committed(make_server: Callable[..., EmulatorServer]) -> None:
     server = make_server(faults="confirm:drop=1")
-    api = Api(server.url)
+    api = Api(server)
     created = api.create(["a.png"]).json()["data"]
     httpx.put(created["files"][0]["uploadUrl"], content=make_image("PNG"))
     with pytest.raises(httpx.RemoteProtocolError):
@@ -122,7 +122,7 @@ def test_dropped_confirm_is_committed(make_server: Callable[..., EmulatorServer]
 
 def test_dropped_upload_is_recorded(make_server: Callable[..., EmulatorServer]) -> None:
     server = make_server(faults="upload:drop=1")
-    api = Api(server.url)
+    api = Api(server)
     created = api.create(["a.png"]).json()["data"]
     with pytest.raises(httpx.RemoteProtocolError):
         httpx.put(created["files"][0]["uploadUrl"], content=make_image("PNG"))
@@ -133,7 +133,7 @@ def test_dropped_upload_is_recorded(make_server: Callable[..., EmulatorServer]) 
 def test_same_seed_same_faults_over_http(make_server: Callable[..., EmulatorServer]) -> None:
     def statuses(seed: int) -> list[int]:
         server = make_server(faults="get:500=0.5,any:503=0.2", seed=seed)
-        api = Api(server.url)
+        api = Api(server)
         return [api.http.get("/api/v2/orders/1").status_code for _ in range(30)]
 
     first = statuses(11)
@@ -144,7 +144,7 @@ def test_same_seed_same_faults_over_http(make_server: Callable[..., EmulatorServ
 
 def test_reset_does_not_commit(make_server: Callable[..., EmulatorServer]) -> None:
     server = make_server(faults="create:reset=1")
-    api = Api(server.url)
+    api = Api(server)
     with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
         api.create(["a.png"])
     assert server.stats()["orders_created"] == 0
@@ -153,14 +153,14 @@ def test_reset_does_not_commit(make_server: Callable[..., EmulatorServer]) -> No
 
 def test_error_faults(make_server: Callable[..., EmulatorServer]) -> None:
     server = make_server(faults="get:500=1,download:503=1,confirm:429=1,upload:503=1")
-    api = Api(server.url)
+    api = Api(server)
     created = api.create(["a.png"]).json()["data"]
     failed = api.http.get(f"/api/v2/orders/{created['orderId']}")
-    assert failed.status_code == 500 and failed.json()["code"] == "INTERNAL_ERROR"
+    api.error(failed, 500, "INTERNAL_ERROR")
     unavailable = api.http.get(f"/api/v2/orders/{created['orderId']}/download")
-    assert unavailable.status_code == 503 and unavailable.json()["code"] == "SERVICE_UNAVAILABLE"
+    api.error(unavailable, 503, "SERVICE_UNAVAILABLE")
     limited = api.confirm(created["orderId"])
-    assert limited.status_code == 429 and limited.json()["code"] == "RATE_LIMIT_EXCEEDED"
+    api.error(limited, 429, "RATE_LIMIT_EXCEEDED")
     assert limited.headers["Retry-After"] == "1"
     upload = httpx.put(created["files"][0]["uploadUrl"], content=b"x")
     assert upload.status_code == 503 and "<Code>ServiceUnavailable</Code>" in upload.text
@@ -176,9 +176,9 @@ def test_error_faults(make_server: Callable[..., EmulatorServer]) -> None:
 
 def test_any_target(make_server: Callable[..., EmulatorServer]) -> None:
     server = make_server(faults="any:503=1")
-    api = Api(server.url)
+    api = Api(server)
     assert api.create(["a.png"]).status_code == 503
-    assert api.http.get("/api/v2/webhook").status_code == 200  # not a fault target
+    assert api.http.get(api.webhooks_path).status_code == 200  # not a fault target
     assert server.stats()["faults_injected"] == {"create:503": 1}
 
 
@@ -187,10 +187,10 @@ def test_timeout_hangs_past_the_client_timeout(
 ) -> None:
     server = make_server(faults="create:timeout=1", fault_hang_seconds=0.4)
     with pytest.raises(httpx.ReadTimeout):
-        Api(server.url, timeout=0.1).create(["a.png"])
+        Api(server, timeout=0.1).create(["a.png"])
     started = time.monotonic()
     with pytest.raises(httpx.RemoteProtocolError):
-        Api(server.url, timeout=5).create(["a.png"])
+        Api(server, timeout=5).create(["a.png"])
     assert 0.3 < time.monotonic() - started < 3
     assert server.stats()["orders_created"] == 0
 
@@ -201,7 +201,7 @@ def test_stop_ends_a_hanging_request(make_server: Callable[..., EmulatorServer])
 
     def call() -> None:
         try:
-            Api(server.url, timeout=30).http.get("/api/v2/orders/1")
+            Api(server, timeout=30).http.get("/api/v2/orders/1")
         except httpx.HTTPError as exc:
             errors.append(exc)
 
@@ -222,9 +222,8 @@ def _webhook_server(
     make_server: Callable[..., EmulatorServer], receiver: WebhookReceiver, faults: str, **kw: object
 ) -> tuple[EmulatorServer, Api]:
     server = make_server(faults=faults, **kw)
-    api = Api(server.url)
-    response = api.http.post("/api/v2/webhook", json={"url": receiver.url})
-    receiver.secret = response.json()["data"]["secret"]
+    api = Api(server)
+    receiver.secret = api.register_webhook(receiver.url)
     return server, api
 
 

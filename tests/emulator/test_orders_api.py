@@ -1,4 +1,5 @@
-"""Orders API over real HTTP: auth, validation, idempotency, confirm and download rules."""
+"""Orders API over real HTTP, in both generations: auth, validation (with the ``errors``
+detail), idempotency, confirm and download rules."""
 
 from __future__ import annotations
 
@@ -13,50 +14,58 @@ from mori.emulator import EmulatorServer
 
 from .conftest import OTHER_KEY, Api, make_image
 
-
-def _error(response: httpx.Response, status: int, code: str) -> str:
-    """Assert MORI's error envelope; its message."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["success"] is False
-    assert body["code"] == code
-    message: str = body["message"]
-    return message
-
-
 # -- auth -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong-key", "Basic test-key", "test-key"])
-def test_missing_or_unknown_key_is_401(server: EmulatorServer, header: str | None) -> None:
+def test_missing_or_unknown_key_is_401(api: Api, header: str | None) -> None:
     headers = {"X-Idempotency-Key": "k"} | ({"Authorization": header} if header else {})
-    for method, path in (("POST", "/api/v2/orders"), ("GET", "/api/v2/orders/1")):
-        response = httpx.request(method, server.url + path, headers=headers, json={})
-        _error(response, 401, "UNAUTHORIZED")
+    body = {"idempotencyKey": "k"}
+    for method, path in (("POST", api.create_path), ("GET", "/api/v2/orders/1")):
+        response = httpx.request(method, f"{api.http.base_url}{path}", headers=headers, json=body)
+        assert "API key" in api.error(response, 401, "UNAUTHORIZED")
 
 
 # -- validation -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("body", "fragment"),
+    ("body", "fragment", "property_name"),
     [
-        ({"files": []}, "1 to 100"),
-        ({"files": [{"fileName": f"{i}.jpg"} for i in range(101)]}, "got 101"),
-        ({"files": [{"fileName": "a.gif"}]}, "files[0].fileName 'a.gif'"),
-        ({"files": [{"fileName": "a.png"}, {"fileName": "noext"}]}, "files[1].fileName"),
-        ({"files": [{"fileName": ""}]}, "must not be empty"),
-        ({"files": [{"fileName": "dir/a.png"}]}, "without a path"),
-        ({"files": [{"fileName": "a.png"}], "orderName": "n" * 65}, "orderName"),
-        ({"files": [{"name": "a.png"}]}, "files[0].fileName: Field required"),
-        ({"orderName": "x"}, "files: Field required"),
-        ({"files": [{"fileName": "a.png"}], "options": "high"}, "options"),
-        (["a.png"], "body"),
+        ({"files": []}, "1 to 100", "files"),
+        ({"files": [{"fileName": f"{i}.jpg"} for i in range(101)]}, "got 101", "files"),
+        ({"files": [{"fileName": "a.gif"}]}, "files[0].fileName 'a.gif'", "files[0].fileName"),
+        (
+            {"files": [{"fileName": "a.png"}, {"fileName": "noext"}]},
+            "files[1].fileName",
+            "files[1].fileName",
+        ),
+        ({"files": [{"fileName": ""}]}, "must not be empty", "files[0].fileName"),
+        ({"files": [{"fileName": "dir/a.png"}]}, "without a path", "files[0].fileName"),
+        ({"files": [{"fileName": "a.png"}], "orderName": "n" * 65}, "orderName", "orderName"),
+        ({"files": [{"name": "a.png"}]}, "files[0].fileName: Field required", "files[0].fileName"),
+        ({"orderName": "x"}, "files: Field required", "files"),
+        ({"files": [{"fileName": "a.png"}], "options": "high"}, "options", "options"),
+        (["a.png"], "body", "body"),
     ],
 )
-def test_create_validation(api: Api, body: Any, fragment: str) -> None:
-    response = api.post("/api/v2/orders", body)
-    assert fragment in _error(response, 400, "INVALID_REQUEST")
+def test_create_validation(api: Api, body: Any, fragment: str, property_name: str) -> None:
+    response = api.post(api.create_path, body)
+    assert fragment in api.error(response, 400, "INVALID_REQUEST")
+    errors = response.json()["errors"]
+    assert errors["propertyName"] == property_name
+    assert isinstance(errors["message"], str) and errors["message"]
+
+
+def test_errors_detail_names_the_problem(api: Api) -> None:
+    errors = api.create(["a.gif"]).json()["errors"]
+    assert errors["propertyName"] == "files[0].fileName"
+    assert "unsupported extension" in errors["message"]
+    errors = api.create(["a.png"], orderName="n" * 65).json()["errors"]
+    assert errors == {
+        "propertyName": "orderName",
+        "message": "must be at most 64 characters, got 65",
+    }
 
 
 def test_valid_edge_cases_are_accepted(api: Api) -> None:
@@ -67,24 +76,37 @@ def test_valid_edge_cases_are_accepted(api: Api) -> None:
 
 
 def test_malformed_json_is_invalid_request(api: Api) -> None:
-    for path in ("/api/v2/orders", "/api/v2/orders/with-urls", "/api/v2/orders/confirm"):
+    paths = [api.create_path, api.confirm_path] + ([] if api.g3 else ["/api/v2/orders/with-urls"])
+    for path in paths:
         response = api.http.post(
             path, content=b'{"files": [', headers={"X-Idempotency-Key": str(uuid.uuid4())}
         )
-        assert "not valid JSON" in _error(response, 400, "INVALID_REQUEST")
+        assert "not valid JSON" in api.error(response, 400, "INVALID_REQUEST")
+        assert response.json()["errors"]["propertyName"] == "body"
 
 
 def test_missing_idempotency_key(api: Api) -> None:
     body = {"files": [{"fileName": "a.png"}]}
-    for path in ("/api/v2/orders", "/api/v2/orders/with-urls", "/api/v2/orders/confirm"):
-        response = api.http.post(path, json=body)
-        _error(response, 400, "IDEMPOTENCY_KEY_REQUIRED")
+    paths = [api.create_path, api.confirm_path] + ([] if api.g3 else ["/api/v2/orders/with-urls"])
+    for path in paths:
+        api.error(api.http.post(path, json=body), 400, "IDEMPOTENCY_KEY_REQUIRED")
+
+
+@pytest.mark.generations("g3")
+def test_g3_reads_the_key_from_the_body_only(api: Api) -> None:
+    body = {"files": [{"fileName": "a.png"}]}
+    response = api.http.post(api.create_path, json=body, headers={"X-Idempotency-Key": "k"})
+    api.error(response, 400, "IDEMPOTENCY_KEY_REQUIRED")
+    assert response.json()["errors"]["propertyName"] == "idempotencyKey"
+    for key in ("", 42, None):
+        response = api.http.post(api.create_path, json={**body, "idempotencyKey": key})
+        api.error(response, 400, "IDEMPOTENCY_KEY_REQUIRED")
 
 
 def test_body_idempotency_key_is_accepted(api: Api) -> None:
     body = {"files": [{"fileName": "a.png"}], "idempotencyKey": str(uuid.uuid4())}
-    first = api.http.post("/api/v2/orders", json=body)
-    second = api.http.post("/api/v2/orders", json=body)
+    first = api.http.post(api.create_path, json=body)
+    second = api.http.post(api.create_path, json=body)
     assert first.status_code == 200
     assert second.json() == first.json()
 
@@ -96,7 +118,10 @@ def test_create_response_shape(api: Api) -> None:
     response = api.create(["a.png", "b c.jpg"], orderName="batch-1")
     assert response.status_code == 200
     body = response.json()
-    assert body["success"] is True
+    if api.g3:
+        assert set(body) == {"data"}
+    else:
+        assert body["success"] is True
     data = body["data"]
     assert data["orderId"].isdigit() and int(data["orderId"]) >= 100000001
     assert data["orderName"] == "batch-1"
@@ -137,7 +162,7 @@ def test_same_key_replays_the_original_response(server: EmulatorServer, api: Api
 def test_idempotency_is_scoped_per_api_key(server: EmulatorServer, api: Api) -> None:
     key = str(uuid.uuid4())
     mine = api.create(["a.png"], key=key).json()["data"]["orderId"]
-    other = Api(server.url, OTHER_KEY)
+    other = Api(server, OTHER_KEY)
     theirs = other.create(["a.png"], key=key).json()["data"]["orderId"]
     assert mine != theirs
     assert other.http.get(f"/api/v2/orders/{mine}").status_code == 404
@@ -145,7 +170,7 @@ def test_idempotency_is_scoped_per_api_key(server: EmulatorServer, api: Api) -> 
 
 def test_failed_request_records_nothing(api: Api) -> None:
     key = str(uuid.uuid4())
-    _error(api.create(["a.gif"], key=key), 400, "INVALID_REQUEST")
+    api.error(api.create(["a.gif"], key=key), 400, "INVALID_REQUEST")
     assert api.create(["a.png"], key=key).status_code == 200
 
 
@@ -156,7 +181,7 @@ def test_concurrent_creates_with_one_key_make_one_order(server: EmulatorServer) 
     barrier = threading.Barrier(8)
 
     def create() -> None:
-        client = Api(server.url)
+        client = Api(server)
         barrier.wait()
         results.append(client.create(["a.png"], key=key).json()["data"]["orderId"])
 
@@ -173,15 +198,15 @@ def test_concurrent_creates_with_one_key_make_one_order(server: EmulatorServer) 
 
 
 def test_confirm_unknown_order_is_404(server: EmulatorServer, api: Api) -> None:
-    _error(api.confirm("999999999"), 404, "ORDER_NOT_FOUND")
+    api.error(api.confirm("999999999"), 404, "ORDER_NOT_FOUND")
     order_id = api.create(["a.png"]).json()["data"]["orderId"]
-    _error(Api(server.url, OTHER_KEY).confirm(order_id), 404, "ORDER_NOT_FOUND")
+    api.error(Api(server, OTHER_KEY).confirm(order_id), 404, "ORDER_NOT_FOUND")
 
 
 def test_confirm_before_all_uploads_is_400(api: Api) -> None:
     data = api.create(["a.png", "b.png"]).json()["data"]
     httpx.put(data["files"][0]["uploadUrl"], content=make_image("PNG"))
-    message = _error(api.confirm(data["orderId"]), 400, "FILES_NOT_UPLOADED")
+    message = api.error(api.confirm(data["orderId"]), 400, "FILES_NOT_UPLOADED")
     assert "1/b.png" in message and "0/a.png" not in message
 
 
@@ -189,7 +214,7 @@ def test_confirm_replay_and_conflict(api: Api) -> None:
     order_id = api.submit({"a.png": make_image("PNG")})
     key = str(uuid.uuid4())
     # submit() confirmed with its own key; a NEW key on a non-pending order conflicts
-    assert "inProgress" in _error(api.confirm(order_id, key), 409, "INVALID_ORDER_STATUS")
+    assert "inProgress" in api.error(api.confirm(order_id, key), 409, "INVALID_ORDER_STATUS")
     api.wait_finished(order_id)
     # a first confirm's key replays its original answer, even after completion
     data = api.create(["a.png"]).json()["data"]
@@ -201,7 +226,14 @@ def test_confirm_replay_and_conflict(api: Api) -> None:
 
 
 def test_confirm_without_order_id_is_invalid(api: Api) -> None:
-    assert "orderId" in _error(api.post("/api/v2/orders/confirm", {}), 400, "INVALID_REQUEST")
+    response = api.post(api.confirm_path, {})
+    assert "orderId" in api.error(response, 400, "INVALID_REQUEST")
+    assert response.json()["errors"]["propertyName"] == "orderId"
+    response = api.post(api.confirm_path, {"orderId": " "})
+    assert response.json()["errors"] == {
+        "propertyName": "orderId",
+        "message": "orderId must not be empty",
+    }
 
 
 # -- get and download -------------------------------------------------------------------------
@@ -218,13 +250,13 @@ def test_get_order_fields(api: Api) -> None:
 
 
 def test_get_unknown_order_is_404(api: Api) -> None:
-    _error(api.http.get("/api/v2/orders/123"), 404, "ORDER_NOT_FOUND")
+    api.error(api.http.get("/api/v2/orders/123"), 404, "ORDER_NOT_FOUND")
 
 
 def test_download_before_complete_is_409(api: Api) -> None:
     order_id = api.create(["a.png"]).json()["data"]["orderId"]
     response = api.http.get(f"/api/v2/orders/{order_id}/download")
-    assert "pending" in _error(response, 409, "INVALID_ORDER_STATUS")
+    assert "pending" in api.error(response, 409, "INVALID_ORDER_STATUS")
 
 
 def test_failed_order(api: Api) -> None:
@@ -234,7 +266,7 @@ def test_failed_order(api: Api) -> None:
     assert [e["code"] for e in info["errors"]] == ["INVALID_IMAGE"]
     assert info["errors"][0]["message"].startswith("1/bad.jpg")
     response = api.http.get(f"/api/v2/orders/{order_id}/download")
-    assert "failed" in _error(response, 409, "INVALID_ORDER_STATUS")
+    assert "failed" in api.error(response, 409, "INVALID_ORDER_STATUS")
 
 
 def test_empty_upload_fails_that_file(api: Api) -> None:
@@ -243,4 +275,4 @@ def test_empty_upload_fails_that_file(api: Api) -> None:
 
 
 def test_unknown_route_uses_the_envelope(api: Api) -> None:
-    _error(api.http.get("/api/v2/nothing"), 404, "NOT_FOUND")
+    api.error(api.http.get("/api/v2/nothing"), 404, "NOT_FOUND")

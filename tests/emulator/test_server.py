@@ -22,7 +22,7 @@ from .conftest import Api, make_image
 def test_server_without_s3_endpoint_starts_its_own() -> None:
     with EmulatorServer(EmulatorConfig(processing_seconds=0.05)) as server:
         assert server.url.startswith("http://127.0.0.1:")
-        api = Api(server.url)
+        api = Api(server)
         order_id = api.submit({"a.png": make_image("PNG")})
         assert api.wait_finished(order_id)["status"] == "complete"
         assert server.app.state.emulator is server.emulator
@@ -95,6 +95,12 @@ def test_storage_wrapper(s3: LocalS3) -> None:
         ({"processing_seconds": -1}, "processing_seconds"),
         ({"processing_workers": 0}, "processing_workers"),
         ({"webhook_retry_delays": (1.0, -1.0)}, "webhook_retry_delays"),
+        ({"generation": "g2"}, "generation"),
+        ({"processing_mode": "fast"}, "processing_mode"),
+        ({"token_ttl": 0}, "token_ttl"),
+        ({"usage_limit": -1}, "usage_limit"),
+        ({"logins": {"a@example.com": ""}}, "logins"),
+        ({"logins": {"a@example.com": "x", "A@example.com": "y"}}, "given twice"),
     ],
 )
 def test_config_rejects_impossible_settings(settings: dict[str, object], fragment: str) -> None:

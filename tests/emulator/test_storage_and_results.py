@@ -14,7 +14,7 @@ from PIL import Image
 
 from mori.emulator import EmulatorServer, psnr
 
-from .conftest import Api, FakeClock, make_image
+from .conftest import Api, FakeClock, make_image, wait_stat
 
 EXPIRED_XML = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
 
@@ -87,7 +87,7 @@ def test_upload_after_confirm_is_403(api: Api) -> None:
 def test_upload_and_result_urls_expire(make_server: Callable[..., EmulatorServer]) -> None:
     clock = FakeClock()
     server = make_server(clock=clock, upload_url_ttl=600, download_url_ttl=300)
-    api = Api(server.url)
+    api = Api(server)
     data = api.create(["a.png", "b.png"]).json()["data"]
     first, second = (f["uploadUrl"] for f in data["files"])
     assert httpx.put(first, content=make_image("PNG")).status_code == 200
@@ -110,7 +110,7 @@ def test_upload_and_result_urls_expire(make_server: Callable[..., EmulatorServer
 def test_results_expire_after_retention(make_server: Callable[..., EmulatorServer]) -> None:
     clock = FakeClock()
     server = make_server(clock=clock, result_retention=7 * 86400)
-    api = Api(server.url)
+    api = Api(server)
     order_id = api.submit({"a.png": make_image("PNG")})
     assert api.wait_finished(order_id)["status"] == "complete"
     url = api.http.get(f"/api/v2/orders/{order_id}/download").json()["data"]["downloadUrl"]
@@ -133,9 +133,28 @@ def test_storage_urls_need_expires_and_sig(server: EmulatorServer, kind: str) ->
 
 def test_waiting_orders_do_not_occupy_workers(make_server: Callable[..., EmulatorServer]) -> None:
     server = make_server(processing_seconds=0.4, processing_workers=1)
-    api = Api(server.url)
+    api = Api(server)
     started = time.monotonic()
     order_ids = [api.submit({f"{i}.png": make_image("PNG")}) for i in range(5)]
     for order_id in order_ids:
         assert api.wait_finished(order_id)["status"] == "complete"
     assert time.monotonic() - started < 1.5  # not 5 x 0.4 s one after another
+
+
+def test_copy_mode_returns_the_inputs_unchanged(
+    make_server: Callable[..., EmulatorServer],
+) -> None:
+    server = make_server(processing_mode="copy")
+    api = Api(server)
+    files = {"a.png": make_image("PNG"), "b.jpg": b"not even an image"}  # nothing is decoded
+    order_id = api.submit(files)
+    assert api.wait_finished(order_id)["status"] == "complete"
+    with zipfile.ZipFile(io.BytesIO(api.download(order_id))) as archive:
+        assert archive.namelist() == ["0/a.png", "1/b.jpg"]
+        assert [archive.read(name) for name in archive.namelist()] == list(files.values())
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+    api.wait_finished(api.submit({"again.png": files["a.png"]}))
+    wait_stat(server, "duplicate_files", 1)
+    assert server.stats()["files_processed"] == 3
+    info = api.wait_finished(api.submit({"empty.png": b""}))
+    assert info["status"] == "failed" and info["errors"][0]["code"] == "INVALID_IMAGE"

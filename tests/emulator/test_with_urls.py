@@ -7,10 +7,13 @@ import zipfile
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from mori.emulator import EmulatorServer, psnr
 
 from .conftest import Api, ImageHost, make_image
+
+pytestmark = pytest.mark.generations("g1")
 
 
 def test_url_order_is_processed(
@@ -18,7 +21,7 @@ def test_url_order_is_processed(
 ) -> None:
     image_host.files.update({"/a.jpg": make_image("JPEG"), "/b.png": make_image("PNG", "RGBA")})
     server = make_server(url_allowlist=frozenset({image_host.host}))
-    api = Api(server.url)
+    api = Api(server)
     files = [
         {"fileName": "a.jpg", "originalFileUrl": f"{image_host.base_url}/a.jpg"},
         {"fileName": "b.png", "url": f"{image_host.base_url}/b.png"},
@@ -41,7 +44,7 @@ def test_fetch_failure_fails_the_order(
 ) -> None:
     image_host.files["/ok.png"] = make_image("PNG")
     server = make_server(url_allowlist=frozenset({"127.0.0.1"}))
-    api = Api(server.url)
+    api = Api(server)
     files = [
         {"fileName": "ok.png", "fileUrl": f"{image_host.base_url}/ok.png"},
         {"fileName": "gone.png", "originalFileUrl": f"{image_host.base_url}/gone.png"},
@@ -64,15 +67,16 @@ def test_hosts_off_the_allowlist_are_refused(api: Api, image_host: ImageHost) ->
         assert response.status_code == 400
         assert response.json()["code"] == "INVALID_REQUEST"
     files = [{"fileName": "a.png", "originalFileUrl": f"{image_host.base_url}/a.png"}]
-    message = api.post("/api/v2/orders/with-urls", {"files": files}).json()["message"]
-    assert "not allowed" in message
+    body = api.post("/api/v2/orders/with-urls", {"files": files}).json()
+    assert "not allowed" in body["message"]
+    assert body["errors"]["propertyName"] == "files[0].originalFileUrl"
 
 
 def test_allowlist_port_must_match(
     make_server: Callable[..., EmulatorServer], image_host: ImageHost
 ) -> None:
     server = make_server(url_allowlist=frozenset({"127.0.0.1:1"}))
-    api = Api(server.url)
+    api = Api(server)
     files = [{"fileName": "a.png", "originalFileUrl": f"{image_host.base_url}/a.png"}]
     assert api.post("/api/v2/orders/with-urls", {"files": files}).status_code == 400
 
@@ -81,3 +85,4 @@ def test_url_order_validation(api: Api) -> None:
     response = api.post("/api/v2/orders/with-urls", {"files": [{"fileName": "a.png"}]})
     assert response.status_code == 400
     assert "files[0].originalFileUrl: Field required" in response.json()["message"]
+    assert response.json()["errors"]["propertyName"] == "files[0].originalFileUrl"
