@@ -1,4 +1,8 @@
-"""A local S3 endpoint (moto's threaded server) for the emulator, the demo and tests."""
+"""A local S3 endpoint (moto's threaded server) for the emulator, the demo and tests.
+
+moto is the ``emulator`` extra: it is imported when a :class:`LocalS3` starts, so an emulator
+pointed at another S3 endpoint (``AWS_ENDPOINT_URL``) runs without it.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,21 @@ import logging
 import socket
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
+
+from mori.serving import free_port
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
 
 #: Dummy credentials moto accepts; never real ones.
 DUMMY_ACCESS_KEY = "testing"
 DUMMY_SECRET_KEY = "testing"
 REGION = "us-east-1"
 _START_TIMEOUT = 15.0
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def s3_client(endpoint_url: str | None) -> Any:
@@ -64,6 +64,12 @@ class LocalS3:
     def start(self) -> LocalS3:
         """Start the server (idempotent)."""
         if self._server is None:
+            try:
+                from moto.server import ThreadedMotoServer
+            except ImportError as exc:
+                raise RuntimeError(
+                    "a local S3 endpoint needs moto: pip install 'mori-pipeline[emulator]'"
+                ) from exc
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
             self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
             self._server.start()

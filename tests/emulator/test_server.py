@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from mori.emulator import EmulatorConfig, EmulatorServer, LocalS3, create_app
-from mori.emulator.s3server import free_port
 from mori.emulator.storage import Storage
+from mori.serving import free_port
 
 from .conftest import Api, make_image
 
