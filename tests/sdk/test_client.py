@@ -298,12 +298,14 @@ def test_non_json_error_body(make_client: MakeClient) -> None:
     assert "non-JSON" in info.value.message
 
 
-def test_non_json_success_body_is_invalid_response(make_client: MakeClient) -> None:
+def test_non_json_success_body_is_an_unexpected_response(make_client: MakeClient) -> None:
     script = Script(httpx.Response(200, text="hello"))
-    with pytest.raises(errors.APIStatusError) as info:
+    with pytest.raises(errors.UnexpectedResponseError) as info:
         make_client(script).create_order(["a.jpg"], idempotency_key=KEY)
     assert info.value.code == "INVALID_RESPONSE"
+    assert (info.value.endpoint, info.value.idempotency_key) == ("create_order", KEY)
     assert not info.value.retryable
+    assert len(script.requests) == 1
 
 
 def test_rate_limited_with_retry_after_seconds(make_client: MakeClient) -> None:
@@ -559,7 +561,7 @@ def test_from_env() -> None:
         assert client.rate_limiter is None
     with MoriClient.from_env({"MORI_RATE_LIMIT_RPM": "0"}) as client:
         assert client.rate_limiter is None
-    with pytest.raises(ValueError, match="MORI_RATE_LIMIT_RPM"):
+    with pytest.raises(ValueError, match="rate_limit_rpm"):
         MoriClient.from_env({"MORI_RATE_LIMIT_RPM": "lots"})
 
 
@@ -573,10 +575,11 @@ def test_from_env_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_context_manager_closes() -> None:
     with MoriClient("http://x.test", transport=httpx.MockTransport(Script(ok()))) as client:
         pass
-    assert client._pools and all(pool.is_closed for pool in client._pools)
+    assert client._pools.clients and all(pool.is_closed for pool in client._pools.clients)
     with MoriClient("http://x.test") as sharded:  # the network: several pools, all closed
         pass
-    assert len(sharded._pools) > 1 and all(pool.is_closed for pool in sharded._pools)
+    pools = sharded._pools.clients
+    assert len(pools) > 1 and all(pool.is_closed for pool in pools)
 
 
 # -- secrets -----------------------------------------------------------------------------------
@@ -641,13 +644,14 @@ def test_api_key_never_leaks(make_client: MakeClient, caplog: pytest.LogCaptureF
 def test_invalid_response_data_does_not_quote_presigned_urls(make_client: MakeClient) -> None:
     data = {
         **CREATED,
-        "files": [{"fileName": "a.jpg", "uploadUrl": "https://s3.test/a?sig=SECRET"}],
+        "orderId": {"nested": "https://s3.test/a?sig=SECRET"},
+        "files": [{"uploadUrl": "https://s3.test/a?sig=SECRET"}],
     }
-    with pytest.raises(errors.APIStatusError) as info:
+    with pytest.raises(errors.UnexpectedResponseError) as info:
         make_client(Script(ok(data))).create_order(["a.jpg"], idempotency_key=KEY)
     assert info.value.code == "INVALID_RESPONSE"
-    assert "files.0.fileId" in str(info.value)
-    assert "SECRET" not in str(info.value)
+    assert "orderId" in str(info.value) and "files.0.fileName" in str(info.value)
+    assert "SECRET" not in str(info.value) and "SECRET" not in repr(info.value)
 
 
 def test_server_message_urls_are_redacted(make_client: MakeClient) -> None:
