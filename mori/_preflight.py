@@ -28,6 +28,12 @@ PROBE_ORDER_ID = "0"
 PROBE_SECONDS = 10.0
 CONNECT_SECONDS = 5.0
 
+_NETWORK_CAUSES: dict[str | None, errors.PreflightCause] = {
+    "dns": "dns",
+    "refused": "refused",
+    "tls": "tls",
+    "timeout": "timeout",
+}
 _NETWORK_FIXES: dict[str, str] = {
     "dns": "check MORI_API_URL: its host name does not resolve",
     "refused": "check MORI_API_URL: nothing accepts connections at that host and port",
@@ -80,10 +86,13 @@ class _Checker:
                 _credentials_fix(self.auth_mode),
             ) from None
         except errors.TransportError as exc:
-            reason = exc.reason if exc.reason in _NETWORK_FIXES else None
-            fix = _NETWORK_FIXES.get(reason or "", "check MORI_API_URL and the network")
-            cause: errors.PreflightCause = reason or "unexpected"  # type: ignore[assignment]
+            cause = _NETWORK_CAUSES.get(exc.reason, "unexpected")
+            fix = _NETWORK_FIXES.get(cause, "check MORI_API_URL and the network")
             raise self.fail(f"unreachable ({exc})", cause, fix) from None
+        except errors.APIStatusError as exc:
+            later = exc.status_code >= 500 or exc.status_code == 429
+            fix = "try again later" if later else "check MORI_API_URL"
+            raise self.fail(str(exc), "unexpected", fix) from None
         except errors.MoriError as exc:
             raise self.fail(str(exc), "unexpected", "check MORI_API_URL") from None
         return response, _parse.body_of(response)

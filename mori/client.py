@@ -25,6 +25,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
 from mori import _parse, errors
 from mori._base_client import BaseClient
 from mori._dialects import FileLike, mixed, segment
@@ -262,6 +264,22 @@ class MoriClient(BaseClient):
         return _parse.validate(CreatedOrder, data, endpoint=endpoint, status_code=status, key=key)
 
 
+class _MappingSettings(Settings):
+    """:class:`Settings` read from the given values only (no environment, no dotenv)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the constructor's values."""
+        return (init_settings,)
+
+
 def settings_from_mapping(env: Mapping[str, str]) -> Settings:
     """:class:`Settings` of ``env`` alone (``MORI_*`` names), the process environment unread."""
     fields: dict[str, str] = {}
@@ -270,7 +288,7 @@ def settings_from_mapping(env: Mapping[str, str]) -> Settings:
             fields[name.removeprefix("MORI_").lower()] = value
         elif name == "XDG_STATE_HOME":
             fields[name] = value
-    return Settings.model_validate(fields)
+    return _MappingSettings(**fields)  # type: ignore[arg-type]
 
 
 def _check_key(endpoint: str, key: str) -> None:

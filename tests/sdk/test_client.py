@@ -13,12 +13,14 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from mori import errors
 from mori.client import MoriClient, redact_url
 from mori.models import FileSpec, UrlFileSpec
 from mori.ratelimit import RateLimiter
 from mori.retry import RetryPolicy
+from mori.settings import Settings
 
 from .helpers import API_KEY, BASE_URL, FakeTime, Script, fail, ok
 
@@ -570,6 +572,63 @@ def test_from_env_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MORI_RATE_LIMIT_RPM", raising=False)
     with MoriClient.from_env(timeout=5.0) as client:
         assert client.base_url == "http://env.test"
+        assert client.timeout == 5.0
+
+
+def test_from_env_with_a_mapping_reads_only_the_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MORI_API_URL", "http://env.test")
+    monkeypatch.setenv("MORI_API_GENERATION", "g3")
+    with MoriClient.from_env({"MORI_TIMEOUT_SECONDS": "7"}) as client:
+        assert (client.base_url, client.generation, client.timeout) == (
+            "https://morimori.app",
+            "g1",
+            7.0,
+        )
+
+
+def test_from_settings(fake_time: FakeTime) -> None:
+    settings = Settings(
+        api_url="http://mori.test/",
+        api_key=SecretStr("sk-SECRET"),
+        api_generation="g3",
+        timeout_seconds=12,
+        rate_limit_rpm=60,
+    )
+    script = Script(ok({"orderId": "1", "status": "pending"}))
+    with MoriClient.from_settings(
+        settings, transport=httpx.MockTransport(script), clock=fake_time.clock
+    ) as client:
+        client.get_order("1")
+        assert (client.base_url, client.generation, client.timeout) == (
+            "http://mori.test",
+            "g3",
+            12,
+        )
+        assert isinstance(client.rate_limiter, RateLimiter) and client.rate_limiter.rpm == 60
+        assert "SECRET" not in repr(client)
+    assert script.last.headers["Authorization"] == "Bearer sk-SECRET"
+    assert str(script.last.url) == "http://mori.test/api/v2/orders/1"
+
+
+def test_from_settings_kwargs_win() -> None:
+    settings = Settings(api_key=SecretStr("sk-a"), rate_limit_rpm=300, timeout_seconds=9)
+    limiter = RateLimiter(None)
+    with MoriClient.from_settings(
+        settings, base_url="http://other.test", rate_limiter=limiter, timeout=2.0
+    ) as client:
+        assert (client.base_url, client.rate_limiter, client.timeout) == (
+            "http://other.test",
+            limiter,
+            2.0,
+        )
+
+
+def test_from_settings_with_a_login() -> None:
+    settings = Settings(email="a@b.c", password=SecretStr("pw-SECRET"))
+    with MoriClient.from_settings(settings) as client:
+        assert "token" in repr(client) and "SECRET" not in repr(client)
+    with pytest.raises(errors.ConfigurationError):
+        MoriClient.from_settings(settings.model_copy(update={"api_generation": "g3"}))
 
 
 def test_context_manager_closes() -> None:
