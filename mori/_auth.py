@@ -82,7 +82,11 @@ class _Slot:
 
 
 class TokenCache:
-    """Access tokens by (base URL, email, password), shared by the clients of a process."""
+    """Access tokens by (base URL, email, password), shared by the clients of a process.
+
+    Refresh times are kept in the clock of the client that signed in: clients sharing a cache
+    share a clock (``time.monotonic`` unless a test injects its own, with its own cache).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -99,7 +99,7 @@ class BaseClient:
 
     def __repr__(self) -> str:
         return (
-            f"MoriClient(base_url={redact_url(self.base_url)!r}, "
+            f"{type(self).__name__}(base_url={redact_url(self.base_url)!r}, "
             f"generation={self.generation!r}, auth={self._auth.mode!r})"
         )
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from mori.errors import ConfigurationError
 from mori.models import (
     AntiAiConfirmRequest,
     AntiAiCreateRequest,
@@ -149,4 +150,4 @@ def dialect(generation: str) -> Dialect:
         return G1
     if generation == "g3":
         return G3
-    raise ValueError(f"unknown API generation {generation!r} (expected g1 or g3)")
+    raise ConfigurationError(f"unknown API generation {generation!r} (expected g1 or g3)")

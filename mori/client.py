@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from mori import _parse, errors
 from mori._base_client import BaseClient
 from mori._dialects import FileLike, mixed, segment
+from mori._preflight import run_preflight
 from mori._redact import redact_url
 from mori._stats import ClientStats
 from mori.models import (
@@ -103,8 +104,6 @@ class MoriClient(BaseClient):
         """Check, within seconds and without side effects at MORI, that the URL, credentials
         and API generation work; raise :class:`~mori.errors.PreflightError` (``cause``,
         ``fix``) otherwise. One attempt per request, no retries."""
-        from mori._preflight import run_preflight
-
         run_preflight(
             self._probe,
             base_url=self.base_url,
@@ -288,7 +287,7 @@ def settings_from_mapping(env: Mapping[str, str]) -> Settings:
             fields[name.removeprefix("MORI_").lower()] = value
         elif name == "XDG_STATE_HOME":
             fields[name] = value
-    return _MappingSettings(**fields)  # type: ignore[arg-type]
+    return _MappingSettings.model_validate(fields)
 
 
 def _check_key(endpoint: str, key: str) -> None:

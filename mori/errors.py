@@ -24,7 +24,8 @@ Every error the SDK raises derives from :class:`MoriError`::
     └── InvalidEventError         a verified webhook body is not a MORI event
 
 ``retryable`` on each error says whether the same request, with the same idempotency key, may
-succeed when sent again. Messages never contain the API key or a presigned URL's query string.
+succeed when sent again. Messages never contain the API key, the password, an access token or a
+presigned URL's query string.
 """
 
 from __future__ import annotations

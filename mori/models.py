@@ -22,7 +22,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
+    model_validator,
 )
 
 logger = logging.getLogger("mori.models")
@@ -33,8 +37,6 @@ KnownOrderStatus = Literal["pending", "inProgress", "complete", "failed", "expir
 #: does not know, which callers treat as "still in progress, keep waiting".
 OrderStatus = str
 KNOWN_ORDER_STATUSES: frozenset[str] = frozenset(get_args(KnownOrderStatus))
-#: Statuses after which an order never changes again.
-FINAL_ORDER_STATUSES: frozenset[str] = frozenset({"complete", "failed", "expired"})
 
 #: File extensions MORI accepts (lower case, without the dot).
 ALLOWED_EXTENSIONS: frozenset[str] = frozenset({"jpeg", "jpg", "png", "webp", "tiff", "bmp"})
@@ -43,11 +45,8 @@ MAX_ORDER_NAME = 64
 
 #: G1's two names for "an order finished" (its ``data.status`` says complete or failed).
 PROCESSED_EVENT_TYPES: frozenset[str] = frozenset({"ORDER.ANTI_AI.PROCESSED", "ORDER.PROCESSED"})
-#: G3's Anti-AI order events, with the status each one stands for.
-G3_ORDER_EVENT_STATUS: dict[str, str] = {
-    "order.antiAi.completed": "complete",
-    "order.antiAi.failed": "failed",
-}
+#: G3's names for "an Anti-AI order finished" (the type says how: completed or failed).
+G3_ORDER_EVENT_TYPES: frozenset[str] = frozenset({"order.antiAi.completed", "order.antiAi.failed"})
 
 _warned_statuses: set[str] = set()
 _warned_lock = threading.Lock()
@@ -66,6 +65,16 @@ def _wire_id(value: str) -> int | str:
     return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else value
 
 
+def _time_or_none(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """A timestamp, or ``None`` when MORI sent one this SDK cannot read (never an error)."""
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
+
+
+#: A timestamp that never fails parsing (unreadable values become ``None``).
+Timestamp = Annotated[datetime | None, WrapValidator(_time_or_none)]
 #: An id MORI sends as a string or a number (order ids, webhook ids): always ``str`` here.
 Id = Annotated[str, BeforeValidator(_as_id)]
 #: A file id: ``str`` here, a number again on the wire when it is numeric.
@@ -91,14 +100,22 @@ def note_status(status: str) -> str:
 class _Model(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        """A ``null`` field reads as a missing one (its default applies)."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
 
 class _StatusModel(_Model):
     """A model with an order ``status`` that accepts values the SDK does not know."""
 
     @field_validator("status", mode="after", check_fields=False)
     @classmethod
-    def _known_or_noted(cls, value: str) -> str:
-        return note_status(value)
+    def _known_or_noted(cls, value: str | None) -> str | None:
+        return note_status(value) if value is not None else None
 
 
 def iso_ms(dt: datetime) -> str:
@@ -193,7 +210,7 @@ class OrderFile(_Model):
     """A file of a created order, with the presigned URL to PUT its bytes to."""
 
     file_id: FileId | None = Field(default=None, alias="fileId")
-    file_name: str = Field(alias="fileName")
+    file_name: str | None = Field(default=None, alias="fileName")
     upload_url: str | None = Field(default=None, alias="uploadUrl", repr=False)
     file_key: str | None = Field(default=None, alias="fileKey")
     original_file_url: str | None = Field(default=None, alias="originalFileUrl", repr=False)
@@ -204,7 +221,7 @@ class CreatedOrder(_StatusModel):
 
     order_id: Id = Field(alias="orderId")
     order_name: str | None = Field(default=None, alias="orderName")
-    status: OrderStatus
+    status: OrderStatus | None = None
     files: list[OrderFile] = Field(
         default_factory=list, validation_alias=AliasChoices("files", "orderFiles")
     )
@@ -214,7 +231,7 @@ class ConfirmedOrder(_StatusModel):
     """``data`` of a confirm call."""
 
     order_id: Id = Field(alias="orderId")
-    status: OrderStatus
+    status: OrderStatus | None = None
 
 
 class OrderError(_Model):
@@ -232,8 +249,8 @@ class OrderInfo(_StatusModel):
     status: OrderStatus
     file_count: int = Field(default=0, alias="fileCount")
     thumbnail_image_url: str | None = Field(default=None, alias="thumbnailImageUrl")
-    created_at: datetime | None = Field(default=None, alias="createdAt")
-    updated_at: datetime | None = Field(default=None, alias="updatedAt")
+    created_at: Timestamp = Field(default=None, alias="createdAt")
+    updated_at: Timestamp = Field(default=None, alias="updatedAt")
     errors: list[OrderError] | None = None
 
     @field_validator("errors", mode="before")
@@ -247,7 +264,7 @@ class DownloadInfo(_Model):
     """``data`` of ``GET /api/v2/orders/{orderId}/download``."""
 
     download_url: str = Field(alias="downloadUrl", repr=False)
-    expires_at: datetime | None = Field(default=None, alias="expiresAt")
+    expires_at: Timestamp = Field(default=None, alias="expiresAt")
 
 
 class WebhookSecret(_Model):
@@ -297,10 +314,10 @@ class EventData(_Model):
     order_name: str | None = Field(default=None, alias="orderName")
     status: OrderStatus
     file_count: int | None = Field(default=None, alias="fileCount")
-    created_at: datetime | None = Field(default=None, alias="createdAt")
-    updated_at: datetime | None = Field(default=None, alias="updatedAt")
-    completed_at: datetime | None = Field(default=None, alias="completedAt")
-    failed_at: datetime | None = Field(default=None, alias="failedAt")
+    created_at: Timestamp = Field(default=None, alias="createdAt")
+    updated_at: Timestamp = Field(default=None, alias="updatedAt")
+    completed_at: Timestamp = Field(default=None, alias="completedAt")
+    failed_at: Timestamp = Field(default=None, alias="failedAt")
     download_url: str | None = Field(default=None, alias="downloadUrl", repr=False)
     error: OrderError | None = None
 
@@ -311,14 +328,14 @@ class WebhookEvent(_Model):
 
     event_id: Id = Field(alias="eventId")
     event_type: str = Field(alias="eventType")
-    occurred_at: datetime | None = Field(default=None, alias="occurredAt")
+    occurred_at: Timestamp = Field(default=None, alias="occurredAt")
     data: EventData
 
     @property
     def is_order_finished(self) -> bool:
         """The type says an Anti-AI order finished: G1 ``ORDER.ANTI_AI.PROCESSED`` or
         ``ORDER.PROCESSED`` (``data.status`` tells how), G3 ``order.antiAi.completed|failed``."""
-        return self.event_type in PROCESSED_EVENT_TYPES or self.event_type in G3_ORDER_EVENT_STATUS
+        return self.event_type in PROCESSED_EVENT_TYPES or self.event_type in G3_ORDER_EVENT_TYPES
 
 
 class ErrorEnvelope(_Model):

@@ -8,13 +8,16 @@ unmatched:
 1. index folder: ``{position}/{anything}`` (the folder right above the file; 0-based, or
    1-based when the names say so);
 2. exact file name;
-3. the file name's stem plus a suffix, any extension (``cat_protected.png`` for ``cat.jpg``);
+3. the file name's stem plus a suffix (``cat_protected.jpg`` for ``cat.jpg``), first with the
+   same extension, then any extension (``cat_protected.png``); an entry naming several stems
+   goes to the longest (``cat_2_x.jpg`` is ``cat_2.jpg``'s, not ``cat.jpg``'s);
 4. archive order, only when nothing matched in rounds 1-3 and the counts agree.
 
 Directories and junk (``__MACOSX/``, dot files, ``Thumbs.db``) are skipped. When a match is
 ambiguous -- two images named ``cat.jpg`` and entries named by file name only, two entries for
 one index -- each affected image gets its own ``OUTPUT_AMBIGUOUS`` error, never a guess; an
-image nothing matched gets ``OUTPUT_MISSING``.
+image nothing matched gets ``OUTPUT_MISSING``, and an archive that cannot be read
+``OUTPUT_UNREADABLE``.
 """
 
 from __future__ import annotations

@@ -704,12 +704,12 @@ def test_invalid_response_data_does_not_quote_presigned_urls(make_client: MakeCl
     data = {
         **CREATED,
         "orderId": {"nested": "https://s3.test/a?sig=SECRET"},
-        "files": [{"uploadUrl": "https://s3.test/a?sig=SECRET"}],
+        "files": [{"fileId": ["x"], "uploadUrl": "https://s3.test/a?sig=SECRET"}],
     }
     with pytest.raises(errors.UnexpectedResponseError) as info:
         make_client(Script(ok(data))).create_order(["a.jpg"], idempotency_key=KEY)
     assert info.value.code == "INVALID_RESPONSE"
-    assert "orderId" in str(info.value) and "files.0.fileName" in str(info.value)
+    assert "orderId" in str(info.value) and "files.0.fileId" in str(info.value)
     assert "SECRET" not in str(info.value) and "SECRET" not in repr(info.value)
 
 
