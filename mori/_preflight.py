@@ -2,8 +2,8 @@
 
 Two (three with a sign-in) unretried requests with short timeouts, none with a side effect:
 
-1. ``GET /api/v2/orders/0`` -- an order that does not exist: a JSON 404 (or a 200) proves the
-   URL reaches MORI and the credentials are accepted; 401/403 say they are not.
+1. ``GET /api/v2/orders/0`` -- an order that does not exist: a JSON 404 (or 400, or a 200)
+   proves the URL reaches MORI and the credentials are accepted; 401/403 say they are not.
 2. ``POST`` the generation's confirm route with ``{}`` and no idempotency key: MORI refuses it
    (400 ``IDEMPOTENCY_KEY_REQUIRED`` / ``INVALID_REQUEST``...) without doing anything. A 404 or
    405 there means the route does not exist: the server speaks the other API generation.

@@ -21,7 +21,7 @@ from .servers import JSONServer, TrickleServer
 
 DEADLINE = 1.0
 #: Generous upper bound on one deadline-bounded attempt on a loaded machine.
-SLACK = 2.5
+SLACK = 4.0
 
 Call = Callable[[MoriClient, str], object]
 
