@@ -1,11 +1,13 @@
 """The webhook receiver: verify, record once, answer fast (DESIGN invariant 7).
 
 ``POST /webhooks/mori`` reads the raw body (at most :data:`MAX_BODY` bytes → 413 past that),
-verifies ``X-Mori-Signature`` over those exact bytes in constant time (bad or missing → 401,
-nothing recorded), then parses the event (malformed → 400) and records it in the ledger keyed by
-``eventId`` (a duplicate delivery is acknowledged and ignored). Only after that is recorded does
-it call ``on_event`` (e.g. start a Prefect ``finalize`` run), and a failure there never turns a
-recorded delivery into an error MORI would retry. It answers well inside MORI's 5 s deadline.
+verifies the generation's signature header (``X-Mori-Signature`` in G1, ``X-MoriBiz-Signature``
+in G3) over those exact bytes in constant time (bad or missing → 401, nothing recorded), then
+parses the event (malformed → 400; not an order-finished event → 202, ignored) and records it in
+the ledger keyed by ``eventId`` (a duplicate delivery is acknowledged and ignored). Only after
+that is recorded does it call ``on_event`` (e.g. start a Prefect ``finalize`` run), and a
+failure there never turns a recorded delivery into an error MORI would retry. It answers well
+inside MORI's 5 s deadline.
 
 Nothing secret is stored: the event's presigned ``downloadUrl`` is dropped before recording.
 """
@@ -17,12 +19,12 @@ from collections.abc import Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
 from mori.batch.ledger import Ledger
-from mori.errors import SignatureVerificationError
-from mori.models import PROCESSED_EVENT_TYPES, WebhookEvent
-from mori.webhooks import SIGNATURE_HEADER, verify
+from mori.errors import InvalidEventError, SignatureVerificationError
+from mori.models import WebhookEvent
+from mori.settings import Generation
+from mori.webhooks import parse_event, verify_request
 
 MAX_BODY = 64 * 1024
 PATH = "/webhooks/mori"
@@ -32,9 +34,14 @@ EventHook = Callable[[WebhookEvent, bool], None]
 
 
 def create_app(
-    ledger: Ledger, secret: Callable[[], str | None], on_event: EventHook | None = None
+    ledger: Ledger,
+    secret: Callable[[], str | None],
+    on_event: EventHook | None = None,
+    *,
+    generation: Generation = "g1",
 ) -> FastAPI:
-    """The receiver app. ``secret`` is read per request, so a rotated secret applies at once."""
+    """The receiver app for deliveries of API ``generation``. ``secret`` is read per request, so
+    a rotated secret applies at once."""
     app = FastAPI(title="mori-pipeline webhook receiver", docs_url=None, redoc_url=None)
     app.state.received = 0
     app.state.duplicates = 0
@@ -63,14 +70,14 @@ def create_app(
         if not key:
             return _reject(app, 503, "no webhook secret configured")
         try:
-            verify(body, request.headers.get(SIGNATURE_HEADER), key)
+            verify_request(body, request.headers, key, generation)
         except SignatureVerificationError as exc:
             return _reject(app, 401, str(exc))
         try:
-            event = WebhookEvent.model_validate_json(body)
-        except ValidationError:
+            event = parse_event(body)
+        except InvalidEventError:
             return _reject(app, 400, "body is not a MORI event")
-        if event.event_type not in PROCESSED_EVENT_TYPES:
+        if not event.is_order_finished:
             return JSONResponse({"ok": True, "ignored": event.event_type}, status_code=202)
         payload = event.model_dump(mode="json", by_alias=True)
         payload["data"].pop("downloadUrl", None)

@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import posixpath
 import re
-import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from mori import keys
+from mori.batch.archive import OutputError, extract_outputs
 from mori.batch.completion import CompletionWaiter
 from mori.batch.ledger import Ledger, OrderRecord, Slot
 from mori.batch.manifest import RowError, inspect_image
 from mori.batch.storage import NotFound, Storage, join
 from mori.client import MoriClient
-from mori.errors import BadRequestError, ConflictError, URLExpiredError
+from mori.errors import (
+    BadRequestError,
+    ConflictError,
+    UnexpectedResponseError,
+    URLExpiredError,
+)
 from mori.models import OrderError, UrlFileSpec
 
 CONTENT_TYPES = {
@@ -129,8 +133,12 @@ class OrderProcessor:
             result.images.update(failed)
             return result
         except (BadRequestError, ConflictError) as exc:  # MORI refused the order itself
-            self.ledger.fail_order(record.order_key, exc.code or "REJECTED", exc.message)
-            result = self._failed(record, slots, exc.code or "REJECTED", exc.message)
+            message = exc.detail_message
+            self.ledger.fail_order(record.order_key, exc.code or "REJECTED", message)
+            result = self._failed(record, slots, exc.code or "REJECTED", message)
+        except UnexpectedResponseError as exc:  # MORI may have acted: a rerun replays the key
+            reason = f"MORI's answer could not be read; the order stays resumable ({exc})"
+            result = self._pending(self.ledger.order(record.order_key), slots, exc.code, reason)
         except _OrderFailed as exc:
             self.ledger.fail_order(record.order_key, exc.code, exc.message)
             result = self._failed(record, slots, exc.code, exc.message)
@@ -247,12 +255,12 @@ class OrderProcessor:
             archive = self.client.download(self.client.get_download(record.order_id).download_url)
         except URLExpiredError:  # the link lapsed between issue and use: ask for a fresh one
             archive = self.client.download(self.client.get_download(record.order_id).download_url)
-        entries = _unzip(archive)
+        entries = extract_outputs(archive, slots)
         result = OrderResult(record.order_key, record.kind, "processed", record.order_id)
         outputs = self.output_location(record)
         for slot in slots:
             result.images[slot.image_key] = self._write_output(
-                slot, entries.get(slot.position), outputs
+                slot, entries[slot.position], outputs
             )
         self.ledger.advance(record.order_key, "downloaded")
         self._on_progress(record.order_key, "downloaded")
@@ -264,10 +272,10 @@ class OrderProcessor:
             return record.output_uri
         return self.settings.output_uri
 
-    def _write_output(self, slot: Slot, data: bytes | None, outputs: str) -> ImageResult:
+    def _write_output(self, slot: Slot, data: bytes | OutputError, outputs: str) -> ImageResult:
         try:
-            if data is None:
-                raise RowError("OUTPUT_MISSING", "MORI's result archive has no file for it")
+            if isinstance(data, OutputError):
+                raise RowError(data.code, data.message)
             _verify(slot, data)
         except RowError as exc:
             self.ledger.image_done(slot.image_key, None, None, exc.code, exc.message)
@@ -371,17 +379,6 @@ class _OrderFailed(Exception):
 class _SourceChanged(Exception):
     def __init__(self, slot: Slot) -> None:
         super().__init__(f"{slot.location} no longer has the bytes that were planned")
-
-
-def _unzip(archive: bytes) -> dict[int, bytes]:
-    """Result entries by position: the archive holds ``{index}/{fileName}`` per file."""
-    out: dict[int, bytes] = {}
-    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
-        for info in zf.infolist():
-            head = info.filename.split("/", 1)[0]
-            if not info.is_dir() and head.isdigit():
-                out[int(head)] = zf.read(info)
-    return out
 
 
 def _verify(slot: Slot, data: bytes) -> None:

@@ -13,12 +13,14 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from mori import errors
 from mori.client import MoriClient, redact_url
 from mori.models import FileSpec, UrlFileSpec
 from mori.ratelimit import RateLimiter
 from mori.retry import RetryPolicy
+from mori.settings import Settings
 
 from .helpers import API_KEY, BASE_URL, FakeTime, Script, fail, ok
 
@@ -298,12 +300,14 @@ def test_non_json_error_body(make_client: MakeClient) -> None:
     assert "non-JSON" in info.value.message
 
 
-def test_non_json_success_body_is_invalid_response(make_client: MakeClient) -> None:
+def test_non_json_success_body_is_an_unexpected_response(make_client: MakeClient) -> None:
     script = Script(httpx.Response(200, text="hello"))
-    with pytest.raises(errors.APIStatusError) as info:
+    with pytest.raises(errors.UnexpectedResponseError) as info:
         make_client(script).create_order(["a.jpg"], idempotency_key=KEY)
     assert info.value.code == "INVALID_RESPONSE"
+    assert (info.value.endpoint, info.value.idempotency_key) == ("create_order", KEY)
     assert not info.value.retryable
+    assert len(script.requests) == 1
 
 
 def test_rate_limited_with_retry_after_seconds(make_client: MakeClient) -> None:
@@ -559,7 +563,7 @@ def test_from_env() -> None:
         assert client.rate_limiter is None
     with MoriClient.from_env({"MORI_RATE_LIMIT_RPM": "0"}) as client:
         assert client.rate_limiter is None
-    with pytest.raises(ValueError, match="MORI_RATE_LIMIT_RPM"):
+    with pytest.raises(ValueError, match="rate_limit_rpm"):
         MoriClient.from_env({"MORI_RATE_LIMIT_RPM": "lots"})
 
 
@@ -568,15 +572,73 @@ def test_from_env_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MORI_RATE_LIMIT_RPM", raising=False)
     with MoriClient.from_env(timeout=5.0) as client:
         assert client.base_url == "http://env.test"
+        assert client.timeout == 5.0
+
+
+def test_from_env_with_a_mapping_reads_only_the_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MORI_API_URL", "http://env.test")
+    monkeypatch.setenv("MORI_API_GENERATION", "g3")
+    with MoriClient.from_env({"MORI_TIMEOUT_SECONDS": "7"}) as client:
+        assert (client.base_url, client.generation, client.timeout) == (
+            "https://morimori.app",
+            "g1",
+            7.0,
+        )
+
+
+def test_from_settings(fake_time: FakeTime) -> None:
+    settings = Settings(
+        api_url="http://mori.test/",
+        api_key=SecretStr("sk-SECRET"),
+        api_generation="g3",
+        timeout_seconds=12,
+        rate_limit_rpm=60,
+    )
+    script = Script(ok({"orderId": "1", "status": "pending"}))
+    with MoriClient.from_settings(
+        settings, transport=httpx.MockTransport(script), clock=fake_time.clock
+    ) as client:
+        client.get_order("1")
+        assert (client.base_url, client.generation, client.timeout) == (
+            "http://mori.test",
+            "g3",
+            12,
+        )
+        assert isinstance(client.rate_limiter, RateLimiter) and client.rate_limiter.rpm == 60
+        assert "SECRET" not in repr(client)
+    assert script.last.headers["Authorization"] == "Bearer sk-SECRET"
+    assert str(script.last.url) == "http://mori.test/api/v2/orders/1"
+
+
+def test_from_settings_kwargs_win() -> None:
+    settings = Settings(api_key=SecretStr("sk-a"), rate_limit_rpm=300, timeout_seconds=9)
+    limiter = RateLimiter(None)
+    with MoriClient.from_settings(
+        settings, base_url="http://other.test", rate_limiter=limiter, timeout=2.0
+    ) as client:
+        assert (client.base_url, client.rate_limiter, client.timeout) == (
+            "http://other.test",
+            limiter,
+            2.0,
+        )
+
+
+def test_from_settings_with_a_login() -> None:
+    settings = Settings(email="a@b.c", password=SecretStr("pw-SECRET"))
+    with MoriClient.from_settings(settings) as client:
+        assert "token" in repr(client) and "SECRET" not in repr(client)
+    with pytest.raises(errors.ConfigurationError):
+        MoriClient.from_settings(settings.model_copy(update={"api_generation": "g3"}))
 
 
 def test_context_manager_closes() -> None:
     with MoriClient("http://x.test", transport=httpx.MockTransport(Script(ok()))) as client:
         pass
-    assert client._pools and all(pool.is_closed for pool in client._pools)
+    assert client._pools.clients and all(pool.is_closed for pool in client._pools.clients)
     with MoriClient("http://x.test") as sharded:  # the network: several pools, all closed
         pass
-    assert len(sharded._pools) > 1 and all(pool.is_closed for pool in sharded._pools)
+    pools = sharded._pools.clients
+    assert len(pools) > 1 and all(pool.is_closed for pool in pools)
 
 
 # -- secrets -----------------------------------------------------------------------------------
@@ -641,13 +703,14 @@ def test_api_key_never_leaks(make_client: MakeClient, caplog: pytest.LogCaptureF
 def test_invalid_response_data_does_not_quote_presigned_urls(make_client: MakeClient) -> None:
     data = {
         **CREATED,
-        "files": [{"fileName": "a.jpg", "uploadUrl": "https://s3.test/a?sig=SECRET"}],
+        "orderId": {"nested": "https://s3.test/a?sig=SECRET"},
+        "files": [{"fileId": ["x"], "uploadUrl": "https://s3.test/a?sig=SECRET"}],
     }
-    with pytest.raises(errors.APIStatusError) as info:
+    with pytest.raises(errors.UnexpectedResponseError) as info:
         make_client(Script(ok(data))).create_order(["a.jpg"], idempotency_key=KEY)
     assert info.value.code == "INVALID_RESPONSE"
-    assert "files.0.fileId" in str(info.value)
-    assert "SECRET" not in str(info.value)
+    assert "orderId" in str(info.value) and "files.0.fileId" in str(info.value)
+    assert "SECRET" not in str(info.value) and "SECRET" not in repr(info.value)
 
 
 def test_server_message_urls_are_redacted(make_client: MakeClient) -> None:

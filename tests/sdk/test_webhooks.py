@@ -87,3 +87,118 @@ def test_re_serialised_body_fails() -> None:
     reserialised = json.dumps(json.loads(BODY)).encode()  # spaces after separators
     assert reserialised != BODY
     assert not webhooks.is_valid(reserialised, signature, SECRET)
+
+
+# -- verify_request: both generations ----------------------------------------------------------
+
+G3_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.mark.parametrize(
+    ("generation", "header", "secret"),
+    [("g1", "X-Mori-Signature", SECRET), ("g3", "X-MoriBiz-Signature", G3_SECRET)],
+)
+def test_verify_request(generation: str, header: str, secret: str) -> None:
+    signature = hmac.new(secret.encode("utf-8"), BODY, hashlib.sha256).hexdigest()
+    for name in (header, header.lower(), header.upper()):  # plain dicts: any case
+        webhooks.verify_request(BODY, {name: signature}, secret, generation)  # type: ignore[arg-type]
+        webhooks.verify_request(BODY, {name: signature.upper()}, secret, generation)  # type: ignore[arg-type]
+    with pytest.raises(SignatureVerificationError, match="does not match"):
+        webhooks.verify_request(BODY + b" ", {header: signature}, secret, generation)  # type: ignore[arg-type]
+
+
+def test_a_g3_secret_keys_the_hmac_with_its_prefix() -> None:
+    without_prefix = webhooks.sign(BODY, G3_SECRET.removeprefix("whsec_"))
+    with pytest.raises(SignatureVerificationError):
+        webhooks.verify_request(BODY, {"X-MoriBiz-Signature": without_prefix}, G3_SECRET, "g3")
+
+
+@pytest.mark.parametrize(
+    ("generation", "other"), [("g1", "X-MoriBiz-Signature"), ("g3", "X-Mori-Signature")]
+)
+def test_the_other_generations_header_is_not_accepted(generation: str, other: str) -> None:
+    signature = webhooks.sign(BODY, SECRET)
+    with pytest.raises(SignatureVerificationError, match="missing"):
+        webhooks.verify_request(BODY, {other: signature}, SECRET, generation)  # type: ignore[arg-type]
+
+
+# -- parse_event -------------------------------------------------------------------------------
+
+
+def _event(**fields: object) -> bytes:
+    import json
+
+    base: dict[str, object] = {
+        "eventId": "7dddea77-232c-4ae7-a880-ba9e11563762",
+        "occurredAt": "2026-02-19T12:00:00.000Z",
+    }
+    return json.dumps({**base, **fields}).encode()
+
+
+DATA = {"orderId": "123", "orderName": "n", "fileCount": 2, "downloadUrl": "https://s3/x?sig=1"}
+FAILED = {
+    "orderId": 123,
+    "failedAt": "2026-02-19T12:00:00.000Z",
+    "error": {"code": "PROCESSING_FAILED", "message": "bad image"},
+}
+
+
+COMPLETE = {**DATA, "status": "complete"}
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "status", "finished"),
+    [
+        ("ORDER.ANTI_AI.PROCESSED", COMPLETE, "complete", True),
+        ("ORDER.PROCESSED", {**DATA, "status": "failed"}, "failed", True),
+        ("order.antiAi.completed", DATA, "complete", True),
+        ("order.antiAi.completed", COMPLETE, "complete", True),
+        ("order.antiAi.failed", FAILED, "failed", True),
+        ("order.watermarkEmbed.completed", DATA, "complete", False),
+        ("order.watermarkExtract.completed", {**DATA, "status": "detected"}, "detected", False),
+        ("order.somethingNew.started", DATA, "unknown", False),
+    ],
+    ids=[
+        "g1-anti-ai",
+        "g1-processed",
+        "g3-completed",
+        "g3-with-status",
+        "g3-failed",
+        "g3-other-product",
+        "g3-extract",
+        "g3-unknown",
+    ],
+)
+def test_parse_event(event_type: str, data: dict[str, object], status: str, finished: bool) -> None:
+    event = webhooks.parse_event(_event(eventType=event_type, data=data))
+    assert event.event_id == "7dddea77-232c-4ae7-a880-ba9e11563762"
+    assert event.event_type == event_type
+    assert event.data.order_id == "123"
+    assert event.data.status == status
+    assert event.is_order_finished is finished
+
+
+def test_parse_event_keeps_the_failure_error() -> None:
+    event = webhooks.parse_event(_event(eventType="order.antiAi.failed", data=FAILED))
+    assert event.data.error is not None
+    assert (event.data.error.code, event.data.error.message) == ("PROCESSING_FAILED", "bad image")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        _event(eventType="ORDER.PROCESSED"),
+        _event(data={**DATA, "status": "complete"}),
+        _event(eventType="ORDER.PROCESSED", data={"status": "complete"}),
+        b'{"eventType": "order.antiAi.completed", "data": {"orderId": "1"}}',
+    ],
+    ids=["not-json", "not-object", "no-data", "no-type", "no-order-id", "no-event-id"],
+)
+def test_parse_event_rejects_what_is_not_an_event(body: bytes) -> None:
+    from mori.errors import InvalidEventError
+
+    with pytest.raises(InvalidEventError) as info:
+        webhooks.parse_event(body)
+    assert "sig=1" not in str(info.value)
