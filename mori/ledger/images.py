@@ -130,7 +130,8 @@ def fail_planned(tx: Tx, order_key: str, code: str, message: str, at: str) -> No
 def move_planned(tx: Tx, old_key: str, new_key: str, at: str) -> None:
     """Move the still-planned images of ``old_key`` to ``new_key``."""
     tx.execute(
-        "UPDATE images SET order_key = ?, updated_at = ? WHERE order_key = ? AND status = 'planned'",
+        "UPDATE images SET order_key = ?, updated_at = ?"
+        " WHERE order_key = ? AND status = 'planned'",
         (new_key, at, old_key),
     )
 

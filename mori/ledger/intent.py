@@ -61,7 +61,9 @@ def record_intents(
     """Record ``orders`` (see ``Ledger.plan_many``) in ``tx``, under the planning lock."""
     tx.lock_planning()
     if tx.dialect == "postgresql":
-        _record_postgres(cast("PostgresTx", tx), orders, fingerprints, url_fingerprints, output_uri, at)
+        _record_postgres(
+            cast("PostgresTx", tx), orders, fingerprints, url_fingerprints, output_uri, at
+        )
     else:
         _record_sqlite(tx, orders, fingerprints, url_fingerprints, output_uri, at)
 
@@ -228,8 +230,7 @@ def _record_postgres(
     tx.execute(
         "INSERT INTO images(image_key, fingerprint, status, order_key, updated_at)"
         " SELECT DISTINCT ON (image_key) image_key, coalesce(fingerprint, 'url:' || location),"
-        " 'planned', order_key, ? FROM plan_slots ORDER BY image_key, seq DESC "
-        + _IMAGES_UPSERT,
+        " 'planned', order_key, ? FROM plan_slots ORDER BY image_key, seq DESC " + _IMAGES_UPSERT,
         (at,),
     )
 

@@ -115,4 +115,3 @@ def abandon(tx: Tx, old_key: str, new_key: str, at: str) -> None:
         " WHERE order_key = ?",
         (new_key, at, old_key),
     )
-

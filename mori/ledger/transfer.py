@@ -40,7 +40,9 @@ class _Table:
 
     def select(self, tx: Tx) -> str:
         """Every row, in primary-key order, in this backend's column names."""
-        return f"SELECT {', '.join(self._names(tx))} FROM {self.name} ORDER BY {', '.join(self.key)}"
+        return (
+            f"SELECT {', '.join(self._names(tx))} FROM {self.name} ORDER BY {', '.join(self.key)}"
+        )
 
     def insert_columns(self, tx: Tx) -> str:
         return ", ".join(self._names(tx))
@@ -162,7 +164,9 @@ def _copy_all(source: Tx, target: Tx) -> tuple[TableCopy, ...] | None:
         return None
     copied = tuple(_copy_table(source, target, table) for table in _TABLES)
     if target.dialect == "postgresql" and copied[0].rows:
-        target.execute("SELECT setval(pg_get_serial_sequence('orders', 'seq'), max(seq)) FROM orders")
+        target.execute(
+            "SELECT setval(pg_get_serial_sequence('orders', 'seq'), max(seq)) FROM orders"
+        )
     return copied
 
 

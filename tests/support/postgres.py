@@ -175,7 +175,9 @@ class PostgresServer:
         """A new empty database; its name."""
         name = f"mori_test_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
+            )
         return name
 
     def drop_database(self, name: str) -> None:
