@@ -193,7 +193,9 @@ def test_another_planner_waits_for_the_lock(two_ledgers: tuple[Ledger, Ledger]) 
 
         def plan_second() -> None:
             with second.exclusive():
-                second.plan("second", "url", [Slot(0, "i-held", "h", "https://h/h")], {"i-held": "f"})
+                second.plan(
+                    "second", "url", [Slot(0, "i-held", "h", "https://h/h")], {"i-held": "f"}
+                )
             finished.set()
 
         with Holder(planner) as holder:
@@ -206,4 +208,3 @@ def test_another_planner_waits_for_the_lock(two_ledgers: tuple[Ledger, Ledger]) 
         # planned after the first committed: the still-planned image moved to the later order
         assert second.images(["i-held"])["i-held"].order_key == "second"
         assert {o.order_key for o in second.orders()} == {"held", "second"}
-

@@ -55,7 +55,10 @@ def test_unsupported_targets_are_refused_without_their_password(target: str) -> 
             f"postgresql://db/ledger?sslmode=require&password={SECRET}",
             "postgresql://db/ledger?sslmode=require&password=***",
         ),
-        (f"postgresql://mori:{SECRET}@/ledger?host=/run/pg", "postgresql://mori:***@/ledger?host=/run/pg"),
+        (
+            f"postgresql://mori:{SECRET}@/ledger?host=/run/pg",
+            "postgresql://mori:***@/ledger?host=/run/pg",
+        ),
         (f"postgresql://:{SECRET}@db/ledger", "postgresql://:***@db/ledger"),
         ("/plain/path.sqlite", "/plain/path.sqlite"),
     ],
@@ -76,7 +79,12 @@ S3_FILE = f"ledger-{hashlib.sha256(AUDIT_S3.encode()).hexdigest()[:16]}.sqlite"
         (AUDIT_S3, {}, None, f"/state/mori-pipeline/{S3_FILE}"),
         ("/data/audit", {"ledger_path": "/l/p.sqlite"}, None, "/l/p.sqlite"),
         (AUDIT_S3, {"ledger_path": "/l/p.sqlite"}, None, "/l/p.sqlite"),
-        ("/a", {"ledger_url": "postgresql://db/l", "ledger_path": "/l/p"}, None, "postgresql://db/l"),
+        (
+            "/a",
+            {"ledger_url": "postgresql://db/l", "ledger_path": "/l/p"},
+            None,
+            "postgresql://db/l",
+        ),
         ("/a", {"ledger_url": "postgresql://db/l"}, "/x.sqlite", "/x.sqlite"),
     ],
 )
