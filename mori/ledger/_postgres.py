@@ -27,13 +27,13 @@ from typing import Any, TypeVar
 import psycopg
 import tenacity
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from mori.ledger._retry import RetryPolicy, connection_lost
+from mori.ledger._retry import RetryPolicy
 from mori.ledger._store import Row, Store, Tx
 from mori.ledger.target import redact
 
-__all__ = ["PLANNING_LOCK", "PostgresStore", "PostgresTx"]
+__all__ = ["PLANNING_LOCK", "PostgresStore", "PostgresTx", "connection_lost"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,6 +42,22 @@ T = TypeVar("T")
 PLANNING_LOCK = 0x6D6F72696C656467
 _STREAM_ROWS = 10_000
 _cursor_names = itertools.count()
+
+#: SQLSTATEs after which the transaction is gone but a new one may succeed: the server shut
+#: down, crashed or is starting (57P01-57P03), or rolled the transaction back to break a
+#: deadlock or a serialization conflict (40P01, 40001). Class 08 (connection exception) too.
+_RETRYABLE_STATES = frozenset({"57P01", "57P02", "57P03", "40P01", "40001"})
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """``True`` for errors after which the same transaction may be run again on a new
+    connection: no connection could be had, the connection broke, or the server ended it."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _RETRYABLE_STATES
 
 
 @lru_cache(maxsize=256)

@@ -1,10 +1,10 @@
-"""Bounded retries of a PostgreSQL ledger transaction after the connection was lost.
+"""How a PostgreSQL ledger retries a transaction after the connection was lost (bounded).
 
 A server restart, a failover or a dropped network path ends every open connection; the
 transaction in flight is rolled back by the server, or committed if the connection broke during
 the commit and the client never heard back. Every ledger operation is idempotent (``INSERT ...
-ON CONFLICT``, ``UPDATE`` to a state), so running it again is safe either way. Errors that say
-nothing about the connection (a constraint, a bug) are never retried.
+ON CONFLICT``, ``UPDATE`` to a state), so running it again is safe either way. Which errors
+count as a lost connection: ``mori.ledger._postgres.connection_lost``.
 """
 
 from __future__ import annotations
@@ -13,26 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import psycopg
-from psycopg_pool import PoolTimeout
-
-__all__ = ["RetryPolicy", "connection_lost"]
-
-#: SQLSTATEs after which the transaction is gone but a new one may succeed: the server shut
-#: down, crashed or is starting (57P01-57P03), or rolled the transaction back to break a
-#: deadlock or a serialization conflict (40P01, 40001). Class 08 (connection exception) too.
-_RETRYABLE_STATES = frozenset({"57P01", "57P02", "57P03", "40P01", "40001"})
-
-
-def connection_lost(exc: BaseException) -> bool:
-    """``True`` for errors after which the same transaction may be run again on a new
-    connection: no connection could be had, the connection broke, or the server ended it."""
-    if isinstance(exc, PoolTimeout):
-        return True
-    if not isinstance(exc, psycopg.OperationalError):
-        return False
-    state = exc.sqlstate
-    return state is None or state.startswith("08") or state in _RETRYABLE_STATES
+__all__ = ["RetryPolicy"]
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from psycopg import errors
 from psycopg_pool import PoolTimeout
 
 from mori.ledger import Ledger, LedgerOptions, RetryPolicy, Slot
-from mori.ledger._retry import connection_lost
-
+from mori.ledger._postgres import connection_lost
 from tests.support.postgres import PostgresServer
 
 
