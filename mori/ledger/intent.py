@@ -233,6 +233,7 @@ def _record_postgres(
         " 'planned', order_key, ? FROM plan_slots ORDER BY image_key, seq DESC " + _IMAGES_UPSERT,
         (at,),
     )
+    tx.execute("DROP TABLE plan_orders, plan_slots")  # the transaction may plan again
 
 
 def _slot_rows(

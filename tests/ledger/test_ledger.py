@@ -385,3 +385,26 @@ def test_reopen_failed_images_for_a_retry(ledger: Ledger) -> None:
     assert ledger.images(image_keys(1, "other"))[image_keys(1, "other")[0]].status == "failed"
     assert ledger.order(other).generation == 0
     assert ledger.reopen_failed([]) == 1
+
+
+def test_exclusive_blocks_nest_and_roll_back_as_one(ledger: Ledger) -> None:
+    first, second = image_keys(2, "a"), image_keys(2, "b")
+    with pytest.raises(RuntimeError), ledger.exclusive():
+        plan(ledger, first)
+        with ledger.exclusive():
+            plan(ledger, second)
+        assert ledger.order_count() == 2  # the block reads its own writes
+        raise RuntimeError("the run fails before the block ends")
+    assert ledger.order_count() == 0  # nothing of the block landed
+    with ledger.exclusive():
+        with ledger.exclusive():
+            key = plan(ledger, first)
+        assert ledger.reopen_failed(first) == 1
+    assert [o.order_key for o in ledger.orders()] == [key]
+
+
+def test_advance_refuses_unknown_fields(ledger: Ledger) -> None:
+    key = plan(ledger, image_keys(1))
+    with pytest.raises(ValueError, match="not an order field: nope"):
+        ledger.advance(key, "created", nope="x")
+    assert ledger.order(key).status == "planned"
