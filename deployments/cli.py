@@ -68,12 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="report folder or s3:// prefix (default <audit>/../report)")
     rep.add_argument("--days", type=int, help="only the last N run dates (UTC)")
 
-    from deployments import bootstrap, receiver
+    from deployments import bootstrap, ledger_cli, receiver
 
     boot = sub.add_parser("bootstrap", help="create the Prefect work pool, rate limit, variables")
     bootstrap.add_arguments(boot)
     rec = sub.add_parser("receiver", help="run the webhook receiver; finalize once per order")
     receiver.add_arguments(rec)
+    led = sub.add_parser("ledger", help="ledger maintenance: migrate SQLite to PostgreSQL")
+    ledger_cli.add_arguments(led)
     return parser
 
 
@@ -167,6 +169,12 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from deployments.ledger_cli import run
+
+    return run(args)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from flows.report import main_report
 
@@ -184,6 +192,7 @@ COMMANDS = {
     "receiver": cmd_receiver,
     "report": cmd_report,
     "bootstrap": cmd_bootstrap,
+    "ledger": cmd_ledger,
 }
 
 if __name__ == "__main__":

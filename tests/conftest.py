@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+pytest_plugins = ["tests.support.postgres"]
+
 
 @pytest.fixture(scope="session")
 def prefect() -> Iterator[str]:

@@ -98,7 +98,7 @@ class Receiver:
         return self.client.post(PATH, content=body, headers=sent)
 
     def events(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.ledger._query("SELECT * FROM webhook_events")]
+        return [dict(vars(e)) for e in self.ledger.events()]
 
     def health(self) -> dict[str, Any]:
         return dict(self.client.get("/healthz").json())

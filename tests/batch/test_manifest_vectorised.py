@@ -308,13 +308,15 @@ def reference_plan(ledger: Ledger, orders: list[PlannedIntent], fp: dict[str, st
 
 def dump(ledger: Ledger) -> list[list[tuple[Any, ...]]]:
     """Every table's rows, timestamps left out."""
+    orders = sorted(ledger.orders(), key=lambda o: o.order_key)
+    slots = [
+        (o.order_key, *dataclasses.astuple(s)) for o in orders for s in ledger.slots(o.order_key)
+    ]
+    images = ledger.images(sorted({row[2] for row in slots})).values()
     return [
-        [tuple(r) for r in ledger._query(query)]
-        for query in (
-            "SELECT * FROM order_images ORDER BY 1, 2",
-            "SELECT image_key, fingerprint, status, order_key FROM images ORDER BY 1",
-            "SELECT order_key, kind, generation, status FROM orders ORDER BY 1",
-        )
+        slots,
+        sorted((r.image_key, r.fingerprint, r.status, r.order_key) for r in images),
+        [(o.order_key, o.kind, o.generation, o.status) for o in orders],
     ]
 
 
@@ -418,25 +420,6 @@ def test_make_slot_is_a_slot() -> None:
     assert make_slot(0, "k", "n", "l") == Slot(0, "k", "n", "l")
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.position = 1  # type: ignore[misc]
-
-
-@pytest.mark.parametrize("nested", [False, True])
-def test_bulk_intent_checkpoints_in_the_background(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nested: bool
-) -> None:
-    monkeypatch.setattr("mori.batch.ledger._BULK_ROWS", 5)
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    if nested:
-        with ledger.exclusive():
-            ledger.plan_many([("oa", "url", URL_A, 0), ("ob", "url", URL_B, 0)], FINGERPRINTS)
-    else:
-        ledger.plan_many([("oa", "url", URL_A, 0), ("ob", "url", URL_B, 0)], FINGERPRINTS)
-    assert ledger._checkpointer is not None  # the commit left the checkpoint to a thread
-    ledger._checkpointer.join()
-    assert ledger._query("PRAGMA wal_autocheckpoint")[0][0] == 1000  # restored
-    assert not ledger._checkpoint_later
-    assert len(ledger.images(s.image_key for s in URL_A + URL_B)) == 5
-    ledger.close()
 
 
 def full_decode_facts(data: bytes) -> tuple[Any, ...]:

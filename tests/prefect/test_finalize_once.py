@@ -168,8 +168,10 @@ def _healthy(port: int) -> bool:
 
 
 def _orders(ledger: Ledger) -> list[dict[str, Any]]:
-    rows = ledger._query("SELECT order_key, order_id, status FROM orders")
-    return [dict(r) for r in rows]
+    return [
+        {"order_key": o.order_key, "order_id": o.order_id, "status": o.status}
+        for o in ledger.orders()
+    ]
 
 
 def _as_event(order_id: str) -> WebhookEvent:

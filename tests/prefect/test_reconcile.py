@@ -56,7 +56,7 @@ def test_reconcile_finishes_orders_whose_webhook_was_lost(
         ledger = Ledger(ledger_path)
         try:
             assert not ledger.open_orders()
-            order_id = ledger._query("SELECT order_id FROM orders LIMIT 1")[0]["order_id"]
+            order_id = ledger.orders()[0].order_id
         finally:
             ledger.close()
         downloads = stack.stats()["requests"].get("get_download", 0)

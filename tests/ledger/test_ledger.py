@@ -1,17 +1,16 @@
-"""The SQLite ledger: intent, progress, replacement, per-image outcomes and webhook events."""
+"""The ledger on both backends: intent, progress, replacement, outcomes and webhook events."""
 
 from __future__ import annotations
 
-import sqlite3
+import json
 import threading
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
 from mori import keys
-from mori.batch import ledger as ledger_module
-from mori.batch.ledger import ORDER_STATUSES, TERMINAL, Ledger, Slot
+from mori.ledger import ORDER_STATUSES, TERMINAL, Ledger, Slot
+from mori.ledger import images as images_repo
 
 
 def image_keys(n: int, salt: str = "") -> list[str]:
@@ -104,9 +103,9 @@ def test_images_lookup_by_probe_or_scan_agree(
     ledger.image_done(ik[5], None, None, "SOURCE_GONE", "gone")
     asked = [*ik[: int(len(ik) * share)], *image_keys(3, "unknown")]
     found = ledger.images(iter(asked))  # any iterable, once
-    monkeypatch.setattr(ledger_module, "_SCAN_SHARE", 10**9)  # always scan
+    monkeypatch.setattr(images_repo, "SCAN_SHARE", 10**9)  # always scan (SQLite)
     assert ledger.images(asked) == found
-    monkeypatch.setattr(ledger_module, "_SCAN_SHARE", 0)  # never scan
+    monkeypatch.setattr(images_repo, "SCAN_SHARE", 0)  # never scan
     assert ledger.images(asked) == found
     assert set(found) == set(ik[: int(len(ik) * share)])
     assert found[ik[3]].status == "processed" and found[ik[3]].output_uri == "out/3.jpg"
@@ -219,32 +218,6 @@ def test_the_output_location_is_the_first_plans(ledger: Ledger) -> None:
     assert ledger.order(plan(ledger, image_keys(1, "x"))).output_uri is None
 
 
-def test_a_ledger_of_an_earlier_version_gains_the_output_column(tmp_path: Path) -> None:
-    """0.1 ledgers have no orders.output_uri: opening one adds it; its orders read None."""
-    path = tmp_path / "old.sqlite"
-    column = "    updated_at    TEXT NOT NULL,\n    output_uri    TEXT"
-    old_schema = ledger_module.SCHEMA.replace(column, "    updated_at    TEXT NOT NULL")
-    assert "output_uri    TEXT" not in old_schema.split("CREATE TABLE IF NOT EXISTS images")[0]
-    db = sqlite3.connect(path)
-    db.executescript(old_schema)
-    db.execute(
-        "INSERT INTO orders(order_key, kind, status, planned_at, updated_at)"
-        " VALUES ('k-old', 'upload', 'created', 't', 't')"
-    )
-    db.commit()
-    db.close()
-    for _ in range(2):  # and opening it again is a no-op
-        ledger = Ledger(path)
-        assert ledger.order("k-old").output_uri is None
-        assert ledger.order("k-old").status == "created"
-        ledger.close()
-    ledger = Ledger(path)
-    ik = image_keys(1)
-    ledger.plan("k-new", "upload", slots_for(ik), fps(ik), output_uri="/out")
-    assert ledger.order("k-new").output_uri == "/out"
-    ledger.close()
-
-
 def test_image_done(ledger: Ledger) -> None:
     ik = image_keys(2)
     plan(ledger, ik)
@@ -270,8 +243,16 @@ def test_record_event_dedupes_by_event_id(ledger: Ledger) -> None:
     assert ledger.record_event("e1", "ORDER.PROCESSED", "o1", "complete", payload) is True
     assert ledger.record_event("e1", "ORDER.PROCESSED", "o1", "failed", payload) is False
     assert ledger.event_status("o1") == "complete"  # the duplicate changed nothing
-    rows = ledger._query("SELECT event_id, payload FROM webhook_events")
-    assert len(rows) == 1
+    (event,) = ledger.events()
+    assert (event.event_id, event.event_type, event.order_id, event.status) == (
+        "e1",
+        "ORDER.PROCESSED",
+        "o1",
+        "complete",
+    )
+    assert json.loads(event.payload) == payload
+    assert ledger.events("o1") == [event]
+    assert ledger.events("o2") == []
 
 
 @pytest.mark.parametrize(
@@ -295,9 +276,8 @@ def test_event_status_prefers_terminal_statuses(
     assert ledger.event_status("o1") == expected
 
 
-def test_two_ledgers_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
-    path = tmp_path / "shared" / "ledger.sqlite"
-    a, b = Ledger(path), Ledger(path)
+def test_two_ledgers_on_one_database_see_each_others_writes(ledger_url: str) -> None:
+    a, b = Ledger(ledger_url), Ledger(ledger_url)
     try:
         ik = image_keys(2)
         key = plan(a, ik)
@@ -313,9 +293,8 @@ def test_two_ledgers_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
         b.close()
 
 
-def test_concurrent_event_recording_stores_each_event_once(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    ledgers = [Ledger(path) for _ in range(4)]
+def test_concurrent_event_recording_stores_each_event_once(ledger_url: str) -> None:
+    ledgers = [Ledger(ledger_url) for _ in range(4)]
     results: list[bool] = []
     lock = threading.Lock()
 
@@ -333,6 +312,7 @@ def test_concurrent_event_recording_stores_each_event_once(tmp_path: Path) -> No
     try:
         assert results.count(True) == 25
         assert len(results) == 100
+        assert len(ledgers[0].events()) == 25
     finally:
         for led in ledgers:
             led.close()
@@ -352,14 +332,13 @@ def test_open_orders(ledger: Ledger) -> None:
     assert open_keys == sorted(open_keys, key=lambda k: ledger.order(k).planned_at)
 
 
-def test_ledger_survives_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    first = Ledger(path)
+def test_ledger_survives_reopening(ledger_url: str) -> None:
+    first = Ledger(ledger_url)
     ik = image_keys(2)
     key = plan(first, ik)
     first.advance(key, "confirmed")
     first.close()
-    second = Ledger(path)
+    second = Ledger(ledger_url)
     try:
         assert second.order(key).status == "confirmed"
         assert set(second.images(ik)) == set(ik)
@@ -406,3 +385,26 @@ def test_reopen_failed_images_for_a_retry(ledger: Ledger) -> None:
     assert ledger.images(image_keys(1, "other"))[image_keys(1, "other")[0]].status == "failed"
     assert ledger.order(other).generation == 0
     assert ledger.reopen_failed([]) == 1
+
+
+def test_exclusive_blocks_nest_and_roll_back_as_one(ledger: Ledger) -> None:
+    first, second = image_keys(2, "a"), image_keys(2, "b")
+    with pytest.raises(RuntimeError), ledger.exclusive():
+        plan(ledger, first)
+        with ledger.exclusive():
+            plan(ledger, second)
+        assert ledger.order_count() == 2  # the block reads its own writes
+        raise RuntimeError("the run fails before the block ends")
+    assert ledger.order_count() == 0  # nothing of the block landed
+    with ledger.exclusive():
+        with ledger.exclusive():
+            key = plan(ledger, first)
+        assert ledger.reopen_failed(first) == 1
+    assert [o.order_key for o in ledger.orders()] == [key]
+
+
+def test_advance_refuses_unknown_fields(ledger: Ledger) -> None:
+    key = plan(ledger, image_keys(1))
+    with pytest.raises(ValueError, match="not an order field: nope"):
+        ledger.advance(key, "created", nope="x")
+    assert ledger.order(key).status == "planned"

@@ -1,0 +1,1 @@
+"""Fixtures shared by test folders (registered in tests/conftest.py)."""
