@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _migrate(source: str, target: str) -> int:
     """``ledger migrate``: 0 copied or already there, 1 refused or failed."""
-    from mori.ledger import TransferError, migrate_ledger, redact
+    from mori.batch.ledger import TransferError, migrate_ledger, redact
 
     print(f"copying {redact(source)} -> {redact(target)} (keep runs stopped until it is done)")
     try:

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mori.ledger._store import Dialect, Store, Tx
-from mori.ledger.records import now_iso
+from mori.batch.ledger._store import Dialect, Store, Tx
+from mori.batch.ledger.records import now_iso
 
 __all__ = ["DATA_TABLES", "MIGRATIONS", "LedgerSchemaError", "Migration", "migrate", "version"]
 

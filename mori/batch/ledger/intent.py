@@ -21,12 +21,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
-from mori.ledger import orders as orders_repo
-from mori.ledger._store import Tx
-from mori.ledger.records import PlannedIntent, Slot
+from mori.batch.ledger import orders as orders_repo
+from mori.batch.ledger._store import Tx
+from mori.batch.ledger.records import PlannedIntent, Slot
 
 if TYPE_CHECKING:
-    from mori.ledger._postgres import PostgresTx
+    from mori.batch.ledger._postgres import PostgresTx
 
 __all__ = ["BULK_ROWS", "record_intents"]
 

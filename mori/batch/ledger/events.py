@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mori.ledger._store import Tx
-from mori.ledger.records import EventRecord
+from mori.batch.ledger._store import Tx
+from mori.batch.ledger.records import EventRecord
 
 __all__ = ["list_events", "record", "status"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mori.ledger import Ledger, LedgerOptions, Slot
+from mori.batch.ledger import Ledger, LedgerOptions, Slot
 
 from . import planner_child
 

@@ -1,7 +1,7 @@
 """The ``images`` table: each image's fingerprint, current order and final outcome.
 
-Functions of a :class:`~mori.ledger._store.Tx`. An image's row is written when an order
-planning it is recorded (see :mod:`mori.ledger.intent`), moved to a replacement order while
+Functions of a :class:`~mori.batch.ledger._store.Tx`. An image's row is written when an order
+planning it is recorded (see :mod:`mori.batch.ledger.intent`), moved to a replacement order while
 still ``planned``, and finished once (``processed`` or ``failed``); only a retry of failed
 images sets it back to ``planned``.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mori.batch.bulk import gc_paused
-from mori.ledger._store import Tx
-from mori.ledger.records import ImageRecord
+from mori.batch.ledger._store import Tx
+from mori.batch.ledger.records import ImageRecord
 
 __all__ = [
     "SCAN_SHARE",

@@ -27,14 +27,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from mori.ledger import events as events_repo
-from mori.ledger import images as images_repo
-from mori.ledger import intent
-from mori.ledger import orders as orders_repo
-from mori.ledger._retry import RetryPolicy
-from mori.ledger._sqlite import SqliteStore
-from mori.ledger._store import Store, Tx
-from mori.ledger.records import (
+from mori.batch.ledger import events as events_repo
+from mori.batch.ledger import images as images_repo
+from mori.batch.ledger import intent
+from mori.batch.ledger import orders as orders_repo
+from mori.batch.ledger._retry import RetryPolicy
+from mori.batch.ledger._sqlite import SqliteStore
+from mori.batch.ledger._store import Store, Tx
+from mori.batch.ledger.records import (
     ORDER_FIELDS,
     EventRecord,
     ImageRecord,
@@ -43,8 +43,8 @@ from mori.ledger.records import (
     Slot,
     now_iso,
 )
-from mori.ledger.schema import migrate, version
-from mori.ledger.target import parse_target
+from mori.batch.ledger.schema import migrate, version
+from mori.batch.ledger.target import parse_target
 
 __all__ = ["Ledger", "LedgerOptions", "open_ledger"]
 
@@ -71,7 +71,7 @@ class Ledger:
         if spec.path is not None:
             store = SqliteStore(spec.path, busy_timeout=opts.busy_timeout)
         else:
-            from mori.ledger._postgres import PostgresStore
+            from mori.batch.ledger._postgres import PostgresStore
 
             store = PostgresStore(spec.url or "", opts.retry, opts.pool_size)
         try:
@@ -204,7 +204,7 @@ class Ledger:
         ``url_fingerprints`` the caller vouches that every slot of a ``url`` order has the
         fingerprint ``url:<location>`` (as every URL row of a manifest has), and those slots
         need no entry in ``fingerprints``. Takes the planning lock; the bulk paths of each
-        backend are in :mod:`mori.ledger.intent`.
+        backend are in :mod:`mori.batch.ledger.intent`.
         """
         planned = list(orders)
         at = now_iso()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from mori.ledger import Ledger, Slot
+from mori.batch.ledger import Ledger, Slot
 
 IMAGES = 1200
 WINDOW = 300

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mori.ledger._store import Row, Store, Tx
+from mori.batch.ledger._store import Row, Store, Tx
 
 __all__ = ["SqliteStore", "SqliteTx"]
 

@@ -4,7 +4,7 @@ A server restart, a failover or a dropped network path ends every open connectio
 transaction in flight is rolled back by the server, or committed if the connection broke during
 the commit and the client never heard back. Every ledger operation is idempotent (``INSERT ...
 ON CONFLICT``, ``UPDATE`` to a state), so running it again is safe either way. Which errors
-count as a lost connection: ``mori.ledger._postgres.connection_lost``.
+count as a lost connection: ``mori.batch.ledger._postgres.connection_lost``.
 """
 
 from __future__ import annotations

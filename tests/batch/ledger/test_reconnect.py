@@ -11,8 +11,8 @@ import pytest
 from psycopg import errors
 from psycopg_pool import PoolTimeout
 
-from mori.ledger import Ledger, LedgerOptions, RetryPolicy, Slot
-from mori.ledger._postgres import connection_lost
+from mori.batch.ledger import Ledger, LedgerOptions, RetryPolicy, Slot
+from mori.batch.ledger._postgres import connection_lost
 from tests.support.postgres import PostgresServer
 
 

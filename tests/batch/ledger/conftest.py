@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mori.ledger import Ledger
+from mori.batch.ledger import Ledger
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from mori.ledger import Ledger, LedgerSchemaError, Slot
-from mori.ledger.schema import MIGRATIONS
+from mori.batch.ledger import Ledger, LedgerSchemaError, Slot
+from mori.batch.ledger.schema import MIGRATIONS
 
 #: The SQLite schema of ledgers written before migrations were recorded (0.2: output_uri).
 LEGACY_SCHEMA = """

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mori.ledger._store import Row, Tx
-from mori.ledger.ledger import Ledger, LedgerOptions
-from mori.ledger.records import ORDER_FIELDS
+from mori.batch.ledger._store import Row, Tx
+from mori.batch.ledger.ledger import Ledger, LedgerOptions
+from mori.batch.ledger.records import ORDER_FIELDS
 
 __all__ = ["MigrationReport", "TableCopy", "TransferError", "migrate_ledger"]
 
@@ -147,7 +147,7 @@ def _copy_table(source: Tx, target: Tx, table: _Table) -> TableCopy:
     rows = digest.feed(source.stream(table.select(source)))
     columns = table.insert_columns(target)
     if target.dialect == "postgresql":
-        from mori.ledger._postgres import PostgresTx
+        from mori.batch.ledger._postgres import PostgresTx
 
         assert isinstance(target, PostgresTx)
         target.copy(f"COPY {table.name} ({columns}) FROM STDIN", rows)

@@ -10,9 +10,9 @@ holding each concern's SQL (``orders``, ``images``, ``events``, and ``intent`` f
 path of planning), and the :class:`Ledger` facade the pipeline uses.
 """
 
-from mori.ledger._retry import RetryPolicy
-from mori.ledger.ledger import Ledger, LedgerOptions, open_ledger
-from mori.ledger.records import (
+from mori.batch.ledger._retry import RetryPolicy
+from mori.batch.ledger.ledger import Ledger, LedgerOptions, open_ledger
+from mori.batch.ledger.records import (
     ORDER_STATUSES,
     TERMINAL,
     EventRecord,
@@ -23,9 +23,9 @@ from mori.ledger.records import (
     make_slot,
     now_iso,
 )
-from mori.ledger.schema import LedgerSchemaError
-from mori.ledger.target import ledger_location, redact
-from mori.ledger.transfer import MigrationReport, TableCopy, TransferError, migrate_ledger
+from mori.batch.ledger.schema import LedgerSchemaError
+from mori.batch.ledger.target import ledger_location, redact
+from mori.batch.ledger.transfer import MigrationReport, TableCopy, TransferError, migrate_ledger
 
 __all__ = [
     "ORDER_STATUSES",

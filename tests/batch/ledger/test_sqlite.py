@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mori.ledger import Ledger, Slot
-from mori.ledger._sqlite import SqliteStore
+from mori.batch.ledger import Ledger, Slot
+from mori.batch.ledger._sqlite import SqliteStore
 
 URL_A = [Slot(i, f"a{i}", f"a{i}.jpg", f"https://h/a{i}.jpg") for i in range(3)]
 URL_B = [Slot(i, f"b{i}", f"b{i}.jpg", f"https://h/b{i}.jpg") for i in range(2)]
@@ -19,7 +19,7 @@ FINGERPRINTS = {s.image_key: "url:" + s.location for s in URL_A + URL_B}
 def test_bulk_intent_checkpoints_in_the_background(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nested: bool
 ) -> None:
-    monkeypatch.setattr("mori.ledger.intent.BULK_ROWS", 5)
+    monkeypatch.setattr("mori.batch.ledger.intent.BULK_ROWS", 5)
     ledger = Ledger(tmp_path / "ledger.sqlite")
     store = ledger._store
     assert isinstance(store, SqliteStore)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mori.ledger import Ledger, PlannedIntent, Slot
+from mori.batch.ledger import Ledger, PlannedIntent, Slot
 
 
 def slot(i: int, key: str, location: str, size: int | None = None) -> Slot:

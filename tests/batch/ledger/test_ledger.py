@@ -9,8 +9,8 @@ from datetime import datetime
 import pytest
 
 from mori import keys
-from mori.ledger import ORDER_STATUSES, TERMINAL, Ledger, Slot
-from mori.ledger import images as images_repo
+from mori.batch.ledger import ORDER_STATUSES, TERMINAL, Ledger, Slot
+from mori.batch.ledger import images as images_repo
 
 
 def image_keys(n: int, salt: str = "") -> list[str]:

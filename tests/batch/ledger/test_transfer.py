@@ -11,7 +11,7 @@ import pytest
 
 from deployments.cli import main
 from mori import keys
-from mori.ledger import (
+from mori.batch.ledger import (
     ORDER_STATUSES,
     Ledger,
     LedgerOptions,
@@ -150,7 +150,7 @@ def test_the_cli_reports_an_unreachable_target_without_its_password(
     source: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fast = LedgerOptions(retry=RetryPolicy(attempts=1, connect_timeout=0.5))
-    monkeypatch.setattr("mori.ledger.migrate_ledger", lambda s, t: migrate_ledger(s, t, fast))
+    monkeypatch.setattr("mori.batch.ledger.migrate_ledger", lambda s, t: migrate_ledger(s, t, fast))
     target = f"postgresql://mori:{SECRET}@127.0.0.1:1/ledger?connect_timeout=1"
     assert main(["ledger", "migrate", "--from", source, "--to", target]) == 1
     captured = capsys.readouterr()

@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from mori.ledger import Ledger, LedgerOptions, RetryPolicy, ledger_location, open_ledger, redact
-from mori.ledger.target import parse_target
+from mori.batch.ledger import (
+    Ledger,
+    LedgerOptions,
+    RetryPolicy,
+    ledger_location,
+    open_ledger,
+    redact,
+)
+from mori.batch.ledger.target import parse_target
 from mori.settings import Settings
 
 SECRET = "s3cr3t-Pa55"

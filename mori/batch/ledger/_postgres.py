@@ -1,7 +1,7 @@
 """The PostgreSQL store: one ledger database shared by every host, through a connection pool.
 
 Every unit of work is one transaction on a connection of a ``psycopg_pool.ConnectionPool``,
-retried (bounded, with backoff: :class:`~mori.ledger._retry.RetryPolicy`) when the connection
+retried (bounded, with backoff: :class:`~mori.batch.ledger._retry.RetryPolicy`) when the connection
 is lost, so a run rides out a server restart. Readers never wait for writers (MVCC).
 
 The planning lock is the transaction-level advisory lock :data:`PLANNING_LOCK`:
@@ -29,9 +29,9 @@ import tenacity
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from mori.ledger._retry import RetryPolicy
-from mori.ledger._store import Row, Store, Tx
-from mori.ledger.target import redact
+from mori.batch.ledger._retry import RetryPolicy
+from mori.batch.ledger._store import Row, Store, Tx
+from mori.batch.ledger.target import redact
 
 __all__ = ["PLANNING_LOCK", "PostgresStore", "PostgresTx", "connection_lost"]
 

@@ -1,7 +1,7 @@
 """The ``orders`` and ``order_images`` tables: each order's intent, progress and slots.
 
-Functions of a :class:`~mori.ledger._store.Tx`, one statement each where they can, written once
-for both backends. Every write sets rows to a state (never increments), so running it twice
+Functions of a :class:`~mori.batch.ledger._store.Tx`, one statement each where they can,
+written once for both backends. Every write sets rows to a state (never increments), so running it twice
 leaves what running it once left.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mori.ledger._store import Tx
-from mori.ledger.records import ORDER_FIELDS, TERMINAL, OrderRecord, Slot
+from mori.batch.ledger._store import Tx
+from mori.batch.ledger.records import ORDER_FIELDS, TERMINAL, OrderRecord, Slot
 
 __all__ = [
     "abandon",
@@ -100,7 +100,7 @@ def advance(tx: Tx, order_key: str, fields: dict[str, Any]) -> None:
 
 
 def fail(tx: Tx, order_key: str, code: str, message: str, at: str) -> None:
-    """The order failed for good (its images: :func:`mori.ledger.images.fail_planned`)."""
+    """The order failed for good (its images: :func:`mori.batch.ledger.images.fail_planned`)."""
     tx.execute(
         "UPDATE orders SET status = 'failed', error_code = ?, error_message = ?, updated_at = ?"
         " WHERE order_key = ?",
