@@ -1,8 +1,8 @@
 """The ``orders`` and ``order_images`` tables: each order's intent, progress and slots.
 
 Functions of a :class:`~mori.batch.ledger._store.Tx`, one statement each where they can,
-written once for both backends. Every write sets rows to a state (never increments), so running it twice
-leaves what running it once left.
+written once for both backends. Every write sets rows to a state (never increments), so
+running it twice leaves what running it once left.
 """
 
 from __future__ import annotations
