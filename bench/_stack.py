@@ -115,15 +115,13 @@ def receiver(emu: EmulatorProcess, api_key: str, ledger_path: Path) -> Iterator[
 
     Sets ``MORI_WEBHOOK_SECRET`` (so runs wait for webhooks first) for the block; yields its URL.
     """
-    from mori.batch.ledger import Ledger
-    from mori.receiver import PATH, create_app
-    from mori.serving import ThreadedServer
+    from deployments.receiver import Receiver
+    from mori.settings import Settings
 
-    ledger = Ledger(ledger_path)
+    secret: list[str] = []
+    receiver = Receiver(str(ledger_path), Settings(), lambda: secret[0] if secret else None)
     try:
-        app = create_app(ledger, lambda: os.environ.get("MORI_WEBHOOK_SECRET"))
-        with ThreadedServer(app) as server:
-            url = server.url + PATH
+        with receiver.running() as url:
             answer = httpx.post(
                 f"{emu.api}/api/v2/webhook",
                 json={"url": url},
@@ -131,10 +129,11 @@ def receiver(emu: EmulatorProcess, api_key: str, ledger_path: Path) -> Iterator[
                 timeout=30,
             )
             answer.raise_for_status()
-            with environment(MORI_WEBHOOK_SECRET=answer.json()["data"]["secret"]):
+            secret.append(answer.json()["data"]["secret"])
+            with environment(MORI_WEBHOOK_SECRET=secret[0]):
                 yield url
     finally:
-        ledger.close()
+        receiver.close()
 
 
 def image_manifest(path: Path, files: list[Path]) -> Path:

@@ -19,8 +19,8 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from deployments.stack import LocalStack, static_files
+from mori.batch.ledger import ledger_location
 from mori.batch.outcomes import RunSummary
-from mori.batch.runtime import default_ledger
 from mori.settings import Settings
 
 FORMATS = (("jpg", "JPEG"), ("png", "PNG"), ("webp", "WEBP"), ("tiff", "TIFF"), ("bmp", "BMP"))
@@ -96,7 +96,7 @@ def run_demo(
         manifest.write_text(
             template.read_text(encoding="utf-8").replace("{host}", host), encoding="utf-8"
         )
-        ledger = Path(default_ledger(str(workdir / "audit"), Settings()))
+        ledger = Path(ledger_location(str(workdir / "audit"), Settings()))
         with LocalStack(
             ledger, processing_seconds=processing_seconds, url_hosts=frozenset({host})
         ) as stack:

@@ -24,21 +24,26 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import hashlib
 import logging
 import os
 import queue
 import stat
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
-from mori.batch.ledger import Ledger
+from mori.batch.ledger import ledger_location, open_ledger
+from mori.batch.ledger.target import parse_target
+from mori.batch.receiver import PATH, EventHook, create_app
+from mori.batch.spool import EventSpool, SpoolDrainer
 from mori.client import MoriClient
 from mori.models import WebhookEvent
-from mori.receiver import PATH, create_app
+from mori.serving import ThreadedServer
 from mori.settings import Settings
 from tasks.ratelimit import client_for
 
@@ -180,41 +185,110 @@ def secret_source(settings: Settings, secret_file: Path | None) -> Callable[[], 
     return secret
 
 
-def serve(
-    ledger_path: Path,
+def state_file(ledger: str, settings: Settings, name: str) -> Path:
+    """A receiver's own file: beside a SQLite ledger, else in the state folder (one per
+    PostgreSQL ledger)."""
+    target = parse_target(ledger)
+    if target.path is not None:
+        return target.path.parent / name
+    digest = hashlib.sha256(target.describe().encode()).hexdigest()[:12]
+    return settings.state_home / "mori-pipeline" / f"{digest}-{name}"
+
+
+class Receiver:
+    """A webhook receiver and what it holds: the ledger, its event spool (with the thread that
+    drains it into the ledger) and the app. :meth:`serve` runs it in the foreground,
+    :meth:`running` on a background thread; :meth:`close` releases everything."""
+
+    def __init__(
+        self,
+        ledger: str,
+        settings: Settings,
+        secret: Callable[[], str | None],
+        on_event: EventHook | None = None,
+        *,
+        spool_file: Path | None = None,
+    ) -> None:
+        self.ledger = open_ledger(ledger)
+        self.spool = EventSpool(spool_file or state_file(ledger, settings, "receiver-spool.sqlite"))
+        self.drainer = SpoolDrainer(self.spool, self.ledger.record_event).start()
+        self.app = create_app(
+            self.ledger,
+            secret,
+            on_event,
+            generation=settings.api_generation,
+            spool=self.spool,
+        )
+
+    def serve(self, host: str, port: int) -> None:
+        """Answer deliveries until interrupted."""
+        import uvicorn
+
+        print(f"receiving MORI webhooks on http://{host}:{port}{PATH}")
+        uvicorn.run(self.app, host=host, port=port, log_level="info")
+
+    @contextmanager
+    def running(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+        """Answer deliveries on a background thread; yields the URL to register with MORI."""
+        with ThreadedServer(self.app, host=host, port=port) as server:
+            yield server.url + PATH
+
+    def close(self) -> None:
+        self.drainer.stop()
+        self.spool.close()
+        self.ledger.close()
+
+
+class NoSecretError(Exception):
+    """Neither ``MORI_WEBHOOK_SECRET`` nor a registered secret is there to check deliveries."""
+
+    def __str__(self) -> str:
+        return "no webhook secret: set MORI_WEBHOOK_SECRET or pass --register-url URL"
+
+
+def finalizing_receiver(
+    ledger: str,
     settings: Settings,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8901,
     register_url: str | None = None,
     secret_file: Path | None = None,
     deployment: str | None = DEPLOYMENT,
     parameters: Mapping[str, Any] | None = None,
-) -> int:
-    """Run the receiver (blocking). With ``deployment``, each order starts it once."""
-    import uvicorn
-
-    secret_file = secret_file or ledger_path.parent / "webhook-secret"
+) -> tuple[Receiver, FinalizeDispatcher | None]:
+    """The receiver of a Prefect setup: registered with MORI when ``register_url`` is given
+    (its secret kept in ``secret_file``), starting ``deployment`` once per finished order.
+    Raises :class:`NoSecretError` when there is no secret to check deliveries with."""
+    secret_file = secret_file or state_file(ledger, settings, "webhook-secret")
     if register_url:
         register(register_url, secret_file, settings)
         print(f"registered {register_url} with MORI; secret stored in {secret_file} (0600)")
     secret = secret_source(settings, secret_file)
     if not secret():
-        print(
-            "error: no webhook secret: set MORI_WEBHOOK_SECRET or pass --register-url URL",
-            file=sys.stderr,
-        )
-        return 1
+        raise NoSecretError
     dispatcher = FinalizeDispatcher(deployment, parameters) if deployment else None
-    ledger = Ledger(ledger_path)
+    return Receiver(ledger, settings, secret, dispatcher), dispatcher
+
+
+def serve(
+    ledger: str,
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8901,
+    **options: Any,
+) -> int:
+    """Run the receiver of :func:`finalizing_receiver` in the foreground."""
     try:
-        app = create_app(ledger, secret, dispatcher)
-        print(f"receiving MORI webhooks on http://{host}:{port}{PATH}")
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        receiver, dispatcher = finalizing_receiver(ledger, settings, **options)
+    except NoSecretError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        receiver.serve(host, port)
     finally:
         if dispatcher is not None:
             dispatcher.close()
-        ledger.close()
+        receiver.close()
     return 0
 
 
@@ -234,7 +308,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "replaces the account's webhook URL and stores the new secret in --secret-file",
     )
     parser.add_argument(
-        "--secret-file", help="where the webhook secret is kept (default: beside the ledger)"
+        "--secret-file",
+        help="where the webhook secret is kept (default: beside a SQLite ledger, else in "
+        "the state folder)",
     )
     parser.add_argument(
         "--deployment",
@@ -250,24 +326,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``mori-pipeline receiver``."""
-    from mori.batch.runtime import default_ledger
     from mori.batch.storage import absolute
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = Settings()
-    ledger = args.ledger or settings.ledger
-    if not ledger and args.audit:
-        ledger = default_ledger(absolute(args.audit), settings)
-    if not ledger:
+    if not (args.ledger or settings.ledger or args.audit):
         print("error: give --ledger or --audit, or set MORI_LEDGER_URL", file=sys.stderr)
         return 1
+    ledger = ledger_location(absolute(args.audit or "."), settings, args.ledger)
     parameters = {
         name: absolute(uri) for name, uri in (("audit", args.audit), ("output", args.output)) if uri
     }
     return serve(
-        Path(ledger),
+        ledger,
         settings,
         host=args.host,
         port=args.port,

@@ -169,24 +169,24 @@ def start_receiver(
     audit: str, output: str | None, host: str, port: int, register_url: str | None
 ) -> Any:
     """The webhook receiver on a background thread, recording into ``audit``'s ledger."""
-    from deployments.receiver import FinalizeDispatcher, register, secret_source
-    from mori.batch.ledger import Ledger
-    from mori.batch.runtime import default_ledger
-    from mori.receiver import PATH, create_app
+    from deployments.receiver import NoSecretError, finalizing_receiver
+    from mori.batch.ledger import ledger_location
+    from mori.batch.receiver import PATH
     from mori.serving import ThreadedServer
     from mori.settings import Settings
 
     settings = Settings()
-    ledger_path = Path(default_ledger(audit, settings))
-    secret_file = ledger_path.parent / "webhook-secret"
-    if register_url:
-        register(register_url, secret_file, settings)
-    secret = secret_source(settings, secret_file)
-    if not secret():
-        raise SystemExit("error: no webhook secret: set MORI_WEBHOOK_SECRET or --register-url URL")
     params = {"audit": audit, **({"output": output} if output else {})}
-    app = create_app(Ledger(ledger_path), secret, FinalizeDispatcher(parameters=params))
-    server = ThreadedServer(app, host=host, port=port).start()
+    try:
+        receiver, _ = finalizing_receiver(
+            ledger_location(audit, settings),
+            settings,
+            register_url=register_url,
+            parameters=params,
+        )
+    except NoSecretError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    server = ThreadedServer(receiver.app, host=host, port=port).start()
     print(f"receiving MORI webhooks on {server.url}{PATH}")
     return server
 

@@ -21,12 +21,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mori.batch.ledger import Ledger
+from deployments.receiver import Receiver
 from mori.emulator.config import EmulatorConfig
 from mori.emulator.s3server import LocalS3
 from mori.emulator.server import EmulatorServer
-from mori.receiver import PATH, create_app
-from mori.serving import ThreadedServer, free_port
+from mori.serving import free_port
 from mori.settings import Settings
 from tasks.ratelimit import client_for
 
@@ -124,12 +123,11 @@ class LocalStack:
             )
         )
         if self.webhooks:
-            ledger = Ledger(self.ledger_path)
-            self._stack.callback(ledger.close)
-            app = create_app(ledger, lambda: self.webhook_secret)
-            receiver = enter(ThreadedServer(app))
-            self.receiver_url = receiver.url + PATH
-            with client_for(Settings()) as client:
+            settings = Settings()
+            receiver = Receiver(str(self.ledger_path), settings, lambda: self.webhook_secret)
+            self._stack.callback(receiver.close)
+            self.receiver_url = enter(receiver.running())
+            with client_for(settings) as client:
                 self.webhook_secret = client.register_webhook(self.receiver_url).secret
             enter(environment(MORI_WEBHOOK_SECRET=self.webhook_secret))
 

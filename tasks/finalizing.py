@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from mori.batch.ledger import TERMINAL, ImageRecord, Ledger, OrderRecord, now_iso
+from mori.batch.ledger.target import parse_target
 from mori.batch.orders import OrderResult
 from mori.batch.outcomes import image_rows, order_rows, slot_row
 from mori.batch.rows import ImageRow, ImageStatus, OrderRow
@@ -23,8 +23,10 @@ from mori.batch.runtime import RunConfig
 
 
 def ledger_exists(config: RunConfig) -> bool:
-    """Whether the run's ledger exists yet (no run has used it otherwise)."""
-    return "://" in config.ledger_path or Path(config.ledger_path).exists()
+    """Whether the run's ledger exists yet (a SQLite file no run has made yet does not; a
+    PostgreSQL ledger always does)."""
+    target = parse_target(config.ledger)
+    return target.path is None or target.path.exists()
 
 
 def is_final(record: OrderRecord) -> bool:

@@ -13,8 +13,8 @@ import pytest
 from fastapi import FastAPI
 
 from mori.batch.ledger import Ledger
+from mori.batch.receiver import MAX_BODY, PATH, create_app
 from mori.models import PROCESSED_EVENT_TYPES, WebhookEvent
-from mori.receiver import MAX_BODY, PATH, create_app
 from mori.webhooks import SIGNATURE_HEADER, sign
 
 SECRET = "whsec-test-0123456789"

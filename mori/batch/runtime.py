@@ -1,29 +1,27 @@
 """One run's configuration and the objects it works with (no Prefect here).
 
 :class:`RunConfig` resolves the locations a run uses: outputs to ``<manifest folder>/output``,
-audit to ``<manifest folder>/audit``, the ledger beside the audit (``<audit>/ledger.sqlite``) or
-where the settings name it. Secrets come from :class:`~mori.settings.Settings` only, never from
-parameters (which the UI shows).
+audit to ``<manifest folder>/audit``, the ledger beside the audit (``<audit>/ledger.sqlite``)
+or where the settings name it (a PostgreSQL ledger shared by every host). Secrets come from
+:class:`~mori.settings.Settings` only, never from parameters (which the UI shows).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from mori.batch.completion import CompletionWaiter
-from mori.batch.ledger import Ledger
+from mori.batch.ledger import ledger_location, open_ledger
 from mori.batch.manifest import ValidationOptions
 from mori.batch.orders import OrderProcessor, OrderSettings
 from mori.batch.parameters import DEFAULTS, Completion, ProtectParameters
-from mori.batch.storage import Storage, absolute, is_s3, join, parent
+from mori.batch.storage import Storage, absolute, join, parent
 from mori.client import MoriClient
 from mori.settings import Settings
 
-__all__ = ["Completion", "RunConfig", "Runtime", "default_ledger"]
+__all__ = ["Completion", "RunConfig", "Runtime"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,8 @@ class RunConfig:
     manifest_uri: str
     output_uri: str
     audit_uri: str
-    ledger_path: str
+    #: The ledger's path or URL (see :func:`mori.batch.ledger.ledger_location`).
+    ledger: str
     settings: Settings
     order_size: int = DEFAULTS.order_size
     max_concurrent_orders: int = DEFAULTS.max_concurrent_orders
@@ -56,7 +55,7 @@ class RunConfig:
             manifest_uri=manifest_uri,
             output_uri=absolute(params.output or join(base, "output")),
             audit_uri=audit_uri,
-            ledger_path=default_ledger(audit_uri, settings),
+            ledger=ledger_location(audit_uri, settings),
             settings=settings,
             order_size=params.order_size,
             max_concurrent_orders=params.max_concurrent_orders,
@@ -91,7 +90,7 @@ class RunConfig:
             manifest_uri="",
             output_uri=absolute(output or join(parent(audit_uri), "output")),
             audit_uri=audit_uri,
-            ledger_path=default_ledger(audit_uri, settings),
+            ledger=ledger_location(audit_uri, settings),
             settings=settings,
             wait_timeout=wait_timeout,
             poll_interval=poll_interval,
@@ -113,25 +112,13 @@ class RunConfig:
         )
 
 
-def default_ledger(audit_uri: str, settings: Settings) -> str:
-    """The ledger of an audit location: the one the settings name, else
-    ``<audit>/ledger.sqlite`` for a local audit and a per-audit file in the state folder for
-    an ``s3://`` audit."""
-    if settings.ledger:
-        return settings.ledger
-    if not is_s3(audit_uri):
-        return str(Path(audit_uri, "ledger.sqlite"))
-    digest = hashlib.sha256(audit_uri.encode()).hexdigest()[:16]
-    return str(settings.state_home / "mori-pipeline" / f"ledger-{digest}.sqlite")
-
-
 class Runtime:
     """The client, ledger, storage and processor of one run; close it when done."""
 
     def __init__(self, config: RunConfig, storage: Storage, client: MoriClient) -> None:
         self.config = config
         self.storage = storage
-        self.ledger = Ledger(config.ledger_path)
+        self.ledger = open_ledger(config.ledger)
         self.client = client
         self.waiter = CompletionWaiter(
             self.client,

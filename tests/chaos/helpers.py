@@ -31,13 +31,13 @@ from PIL import Image
 
 from deployments.stack import environment
 from mori.batch.ledger import Ledger
+from mori.batch.receiver import PATH, create_app
 from mori.client import MoriClient
 from mori.emulator.config import EmulatorConfig
 from mori.emulator.core import Emulator
 from mori.emulator.faults import HTTP_FAULTS, WEBHOOK_FAULTS
 from mori.emulator.s3server import LocalS3
 from mori.emulator.server import EmulatorServer
-from mori.receiver import PATH, create_app
 from mori.serving import ThreadedServer
 
 ROOT = Path(__file__).resolve().parents[2]

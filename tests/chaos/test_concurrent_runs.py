@@ -59,8 +59,8 @@ def test_two_runs_planning_at_once_do_not_process_an_image_twice(tmp_path: Path)
                 name: manifest.load(rt.config.manifest_uri, rt.storage)
                 for name, rt in zip(("first", "second"), runs, strict=True)
             }
-            ledger_path = runs[0].config.ledger_path
-            assert ledger_path == runs[1].config.ledger_path
+            ledger_path = runs[0].config.ledger
+            assert ledger_path == runs[1].config.ledger
 
             keys: dict[str, list[str]] = {}
             holder = sqlite3.connect(ledger_path, isolation_level=None, timeout=30)

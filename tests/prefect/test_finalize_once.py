@@ -23,10 +23,9 @@ import pytest
 
 from deployments.receiver import FinalizeDispatcher
 from deployments.stack import LocalStack, environment
-from mori.batch.ledger import Ledger
-from mori.batch.runtime import default_ledger
+from mori.batch.ledger import Ledger, ledger_location
+from mori.batch.receiver import PATH
 from mori.models import WebhookEvent
-from mori.receiver import PATH
 from mori.serving import free_port
 from mori.settings import Settings
 from mori.webhooks import SIGNATURE_HEADER, sign
@@ -78,7 +77,7 @@ def test_duplicate_webhooks_yield_one_finalize_run_per_order(
     work = tmp_path / "batch"
     manifest = support.make_manifest(work, IMAGES)
     audit = work / "audit"
-    ledger_path = Path(default_ledger(str(audit), Settings()))
+    ledger_path = Path(ledger_location(str(audit), Settings()))
     port = free_port()
     receiver = f"http://127.0.0.1:{port}{PATH}"
     with LocalStack(

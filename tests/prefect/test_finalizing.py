@@ -99,7 +99,7 @@ def test_output_defaults_beside_the_audit(tmp_path: Path) -> None:
 
     config = order_config(str(tmp_path / "m" / "audit"))
     assert config.output_uri == str(tmp_path / "m" / "output")
-    assert config.ledger_path == str(tmp_path / "m" / "audit" / "ledger.sqlite")
+    assert config.ledger == str(tmp_path / "m" / "audit" / "ledger.sqlite")
     s3 = order_config("s3://bucket/m/audit", "s3://bucket/out")
     assert (s3.audit_uri, s3.output_uri) == ("s3://bucket/m/audit", "s3://bucket/out")
     assert order_config("s3://bucket/m/audit").output_uri == "s3://bucket/m/output"

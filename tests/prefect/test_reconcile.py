@@ -14,8 +14,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from deployments.stack import LocalStack
-from mori.batch.ledger import Ledger
-from mori.batch.runtime import default_ledger
+from mori.batch.ledger import Ledger, ledger_location
 from mori.settings import Settings
 
 
@@ -33,7 +32,7 @@ def test_reconcile_finishes_orders_whose_webhook_was_lost(
     manifest = support.make_manifest(tmp_path / "batch", 4, seed=5)
     audit = tmp_path / "batch" / "audit"
     outputs = tmp_path / "elsewhere" / "protected"
-    ledger_path = Path(default_ledger(str(audit), Settings()))
+    ledger_path = Path(ledger_location(str(audit), Settings()))
     with LocalStack(ledger_path, processing_seconds=0.3, faults="webhook:lose=1.0") as stack:
         first = protect(
             manifest=str(manifest),

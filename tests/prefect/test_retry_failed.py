@@ -9,9 +9,9 @@ import pyarrow.dataset as ds
 
 from deployments.cli import main
 from deployments.stack import LocalStack
+from mori.batch.ledger import ledger_location
 from mori.batch.manifest import load
 from mori.batch.plan import plan_orders
-from mori.batch.runtime import default_ledger
 from mori.batch.storage import Storage
 from mori.settings import Settings
 
@@ -26,7 +26,7 @@ def test_failed_images_are_sent_again_only_when_asked(
     first_order, _ = plan_orders(load(str(manifest), Storage()), 2)
     doomed = f"mori-pipeline-{first_order.order_key[:8]}"  # its name at MORI, which fails it
     doomed_images = {s.image_key for s in first_order.slots}
-    ledger = Path(default_ledger(str(audit), Settings()))
+    ledger = Path(ledger_location(str(audit), Settings()))
     with LocalStack(ledger, processing_seconds=0.1, fail_order_names=frozenset({doomed})) as stack:
         first = protect(manifest=str(manifest), order_size=2, completion="poll")
         assert first.counts == {"processed": 2, "failed": 2}, first.counts

@@ -21,7 +21,7 @@ import pytest
 
 from deployments.bootstrap import HOME_VARIABLE, bootstrap
 from deployments.stack import LocalStack
-from mori.batch.runtime import default_ledger
+from mori.batch.ledger import ledger_location
 from mori.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -111,7 +111,7 @@ def test_custom_protect_run_from_the_ui(
     _deploy(support, server.env())
 
     with LocalStack(
-        Path(default_ledger(str(audit), Settings())), processing_seconds=0.3, webhooks=False
+        Path(ledger_location(str(audit), Settings())), processing_seconds=0.3, webhooks=False
     ):
         processes.start(
             "worker",

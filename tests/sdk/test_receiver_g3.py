@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from mori.batch.ledger import Ledger
-from mori.receiver import PATH, create_app
+from mori.batch.receiver import PATH, create_app
 from mori.webhooks import G3_SIGNATURE_HEADER, SIGNATURE_HEADER, sign
 
 SECRET = "whsec_c2VjcmV0LWZvci10ZXN0cw"
