@@ -16,16 +16,17 @@ import pytest
 from PIL import Image
 
 from mori import keys
-from mori.batch import vectorised
 from mori.batch.ledger import Ledger, PlannedIntent, Slot, make_slot
 from mori.batch.manifest import (
     Item,
     RowError,
     ValidationOptions,
     classify,
+    fastpath,
     fingerprint,
     inspect_image,
     items_from_frame,
+    keying,
     load,
     read_manifest,
     validated_items,
@@ -200,7 +201,7 @@ def test_vectorised_load_matches_row_wise(
     assert {None, "DUPLICATE_ROW", "URL_PRIVATE_ADDRESS", "UNSUPPORTED_FORMAT"} <= codes
     assert {"URL_HAS_CREDENTIALS", "INVALID_URL", "UNSUPPORTED_SCHEME"} <= codes
     assert sum(it.ok for it in fast) > 500
-    plain = vectorised.plain_url_mask(pa.array([str(r["source"]) for r in rows])).to_pylist()
+    plain = fastpath.plain_url_mask(pa.array([str(r["source"]) for r in rows])).to_pylist()
     assert 0.25 < sum(plain) / len(rows) < 0.75  # both paths are well exercised
 
 
@@ -272,7 +273,7 @@ def test_image_keys_match_uuid5(options: dict[str, Any] | None) -> None:
         "",
         *(f"url:https://h/{rng.random()}" for _ in range(2000)),
     ]
-    assert vectorised.image_keys(fingerprints, options) == [
+    assert keying.image_keys(fingerprints, options) == [
         keys.image_key(fp, options) for fp in fingerprints
     ]
 
