@@ -2,9 +2,11 @@
 
 The pixel limit is this module's own (:data:`MAX_IMAGE_PIXELS`), checked from the image header
 before anything is decoded. Pillow's process-wide limit (``PIL.Image.MAX_IMAGE_PIXELS``) is
-neither changed nor reached for the accepted formats: their files are opened with their own
-Pillow plugins, so Pillow never warns about a large image on the way to a clean
-``INVALID_IMAGE``.
+never changed: the accepted formats are opened with their own Pillow plugins, which skips the
+check (and its warning) in ``Image.open``, and other formats are only named from their first
+bytes. Where a plugin checks Pillow's limit itself, the result is a clean ``INVALID_IMAGE``
+too: WebP refuses above twice Pillow's limit while opening, and a TIFF, whose decoder would
+warn above Pillow's limit, is held to that limit here.
 """
 
 from __future__ import annotations

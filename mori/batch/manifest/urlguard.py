@@ -11,6 +11,7 @@ at MORI can read the URL that is sent as naming another host than the one that w
 from __future__ import annotations
 
 import ipaddress
+import unicodedata
 from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import SplitResult, urlsplit
@@ -85,6 +86,10 @@ _NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
 _SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
 _TEREDO = ipaddress.IPv6Network("2001::/32")
 _LOW_32 = 0xFFFFFFFF
+#: Full stops other than "." (UTS 46 and IDNA 2003 split labels at them, urlsplit does not),
+#: and the IDNA deviation characters (sharp s, final sigma, zero-width joiners), which IDNA
+#: 2003 and UTS 46 transitional processing map to other letters than IDNA 2008 keeps.
+_NOT_PLAIN_TEXT_IN_HOSTS = "\u3002\uff0e\uff61\u00df\u03c2\u200c\u200d"
 _HTTP_SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -251,8 +256,10 @@ def _same_host(plain_host: str, whatwg_host: str) -> bool:
             return False
     if plain_host.isascii():
         return plain_host == whatwg_host
-    if any(ch in plain_host for ch in "\u00df\u03c2\u200c\u200d"):
-        return False  # IDNA 2003 and UTS 46 transitional processing map these differently
+    if unicodedata.normalize("NFKC", plain_host) != plain_host:
+        return False  # compatibility characters: parsers that do not map them read other text
+    if any(ch in plain_host for ch in _NOT_PLAIN_TEXT_IN_HOSTS):
+        return False  # dots only some parsers split at; letters IDNA versions map differently
     try:
         encoded = idna.encode(plain_host).decode("ascii")  # IDNA 2008, as httpx encodes
     except idna.IDNAError:
