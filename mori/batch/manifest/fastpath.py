@@ -9,8 +9,8 @@ returns the URL itself and the row-wise :func:`~mori.batch.manifest.rows.classif
 same item (its file name is the last path segment or the ``file_name`` column); every other
 row goes through ``classify`` unchanged, so errors, codes and messages never differ.
 
-A plain row whose query may hold a credential-like parameter (or a ``%``-escaped parameter
-name) is shown through :func:`~mori.batch.manifest.masking.mask_url`, as ``classify`` shows it.
+A plain row whose query may hold a credential-like parameter is shown through
+:func:`~mori.batch.manifest.masking.mask_url`, as ``classify`` shows it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ __all__ = [
     "PLAIN_NAME",
     "PLAIN_URL",
     "arrow_strings",
+    "masked_plain_urls",
     "plain_names",
     "plain_url_mask",
     "plain_url_rows",
@@ -58,11 +59,10 @@ PLAIN_URL = rf"^https?://(?:{_LABEL}\.)+[a-z][a-z0-9_-]*/{_PATH}*(?:\?{_QUERY}+)
 NOT_PLAIN_HOST = (
     rf"^https?://(?:{_LABEL}\.)*(?:(?:{'|'.join(map(re.escape, INTERNAL_NAMES))})/|xn--)"
 )
+_NAMES = "|".join(map(re.escape, sorted(CREDENTIAL_PARAMETERS)))
 #: Query parameters :func:`mask_url` may change: a credential-like name, or a name with a
 #: ``%`` escape (a superset: every separator ``mask_url`` splits at is a parameter start here).
-CREDENTIAL_HINT = (
-    rf"(?i)[?&;](?:[^=&;?]*%|(?:{'|'.join(map(re.escape, sorted(CREDENTIAL_PARAMETERS)))})=)"
-)
+CREDENTIAL_HINT = rf"(?i)[?&;](?:[^=&;?]*%|(?:{_NAMES})=)"
 _EXTENSIONS = "|".join(sorted(ALLOWED_EXTENSIONS))
 #: A file name that passes ``check_file_name`` unchanged: printable ASCII without '"', '/'
 #: or '\\', not starting with '.' or a space, ending in an accepted extension (any case).
@@ -117,18 +117,27 @@ def plain_url_rows(
         if name_arr is not None:
             given = name_arr.slice(start, _SLICE_ROWS).take(rows)
             effective = pc.if_else(pc.fill_null(pc.not_equal(given, ""), False), given, effective)
+        masked = masked_plain_urls(plain)
         accepted = plain_names(effective)
-        hinted = pc.match_substring_regex(plain, CREDENTIAL_HINT).to_pylist()
-        for row, name, ok, hint in zip(
-            rows.to_pylist(), effective.to_pylist(), accepted, hinted, strict=True
-        ):
+        for row, name, ok in zip(rows.to_pylist(), effective.to_pylist(), accepted, strict=True):
             if ok:
                 names[start + row] = name
-                if hint:
-                    masked = mask_url(sources[start + row])
-                    if masked != sources[start + row]:
-                        shown[start + row] = masked
+        for position, text in masked.items():
+            row = start + rows[position].as_py()
+            if names[row] is not None:
+                shown[row] = text
     return names, shown
+
+
+def masked_plain_urls(urls: pa.ChunkedArray) -> dict[int, str]:
+    """Per plain URL that :func:`mask_url` changes, by position: the URL as it is shown."""
+    hinted = pc.indices_nonzero(pc.match_substring_regex(urls, CREDENTIAL_HINT))
+    out: dict[int, str] = {}
+    for position, url in zip(hinted.to_pylist(), urls.take(hinted).to_pylist(), strict=True):
+        shown = mask_url(url)
+        if shown != url:
+            out[position] = shown
+    return out
 
 
 def arrow_strings(column: pd.Series, values: Sequence[Any]) -> pa.ChunkedArray:

@@ -16,8 +16,8 @@ __all__ = ["CREDENTIAL_PARAMETERS", "MASK", "mask_url"]
 
 MASK = "***"
 
-#: Query (or fragment) parameter names whose values are masked, compared case-insensitively
-#: after percent-decoding. Azure SAS's ``sig`` is its signature; its ``se``, ``sp``, ``sv``,
+#: Query (or fragment) parameter names whose values are masked, compared after percent-decoding
+#: and ignoring ASCII case. Azure SAS's ``sig`` is its signature; its ``se``, ``sp``, ``sv``,
 #: ``sr`` (expiry, permissions, version, resource) are not secrets and stay readable.
 CREDENTIAL_PARAMETERS = frozenset(
     {
@@ -80,7 +80,8 @@ def mask_url(url: str) -> str:
 
 def is_credential_parameter(name: str) -> bool:
     """``True`` when a parameter called ``name`` (as written in the URL) holds a credential."""
-    return unquote(name).lower() in CREDENTIAL_PARAMETERS
+    decoded = unquote(name)
+    return decoded.isascii() and decoded.lower() in CREDENTIAL_PARAMETERS
 
 
 def _without_user_info(base: str) -> str:
