@@ -96,7 +96,7 @@ def plain_names(names: pa.Array | pa.ChunkedArray) -> list[bool]:
 
 
 def plain_url_rows(
-    sources: Sequence[Any], source_arr: pa.ChunkedArray, name_arr: pa.ChunkedArray | None
+    source_arr: pa.ChunkedArray, name_arr: pa.ChunkedArray | None
 ) -> tuple[list[str | None], dict[int, str]]:
     """The plain public URL rows that pass every check: per row its file name (else ``None``),
     and the rows whose source is shown masked, with that masked source.
@@ -105,9 +105,9 @@ def plain_url_rows(
     :func:`arrow_strings` gives them. Works through the rows in slices, so Arrow's scratch
     memory stays small.
     """
-    names: list[str | None] = [None] * len(sources)
+    names: list[str | None] = [None] * len(source_arr)
     shown: dict[int, str] = {}
-    for start in range(0, len(sources), _SLICE_ROWS):
+    for start in range(0, len(source_arr), _SLICE_ROWS):
         chunk = source_arr.slice(start, _SLICE_ROWS)
         rows = pc.indices_nonzero(plain_url_mask(chunk))
         if len(rows) == 0:

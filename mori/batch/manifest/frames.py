@@ -48,7 +48,7 @@ def validated_items(
         if names is None
         else fastpath.arrow_strings(frame.iloc[:, columns.index("file_name")], names)
     )
-    fast_names, shown = fastpath.plain_url_rows(sources, source_arr, name_arr)
+    fast_names, shown = fastpath.plain_url_rows(source_arr, name_arr)
     del frame, source_arr, name_arr  # the caller's frame reference is its last (see load)
     pa.default_memory_pool().release_unused()
     caller_ids = [None] * len(sources) if ids is None else [cell_text(v) for v in ids]
@@ -95,6 +95,7 @@ class _NoExtra(dict[str, Any]):
     """The shared, read-only ``extra`` of items from a manifest without extra columns."""
 
     def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        """Every mutating method: refused."""
         raise TypeError("this item's extra columns are read-only")
 
     __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]

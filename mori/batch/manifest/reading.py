@@ -119,6 +119,7 @@ def _delimited(sep: str) -> Callable[[bytes], pd.DataFrame]:
     """A parser for CSV (``sep=","``) or TSV: every cell a string, blanks kept as ``""``."""
 
     def parse(raw: bytes) -> pd.DataFrame:
+        """The rows of a delimited manifest."""
         return pd.read_csv(
             io.BytesIO(raw),
             dtype=str,
