@@ -4,8 +4,9 @@
 way a fetcher that follows it connects: IDNA and NFKC mapping, ``\\`` read as ``/``,
 percent-decoded hosts, every IPv4 spelling such as ``2130706433``, ``0x7f.1`` or ``127.1``) and
 Python's plain ``urlsplit`` (what the URL sent to MORI is rebuilt from). A URL is refused when
-either host is internal, and when the two disagree on the host or port at all, so that no parser
-at MORI can read the URL that is sent as naming another host than the one that was checked.
+its WHATWG host is internal, and when the two parsers disagree on the host or port at all, so
+that no parser at MORI can read the URL that is sent as naming another host than the one that
+was checked. The URL sent is parsed once more to be sure it still names that host.
 """
 
 from __future__ import annotations
@@ -112,9 +113,9 @@ def check_url(url: str, allowed_private_hosts: frozenset[str] = frozenset()) -> 
     whatwg = _whatwg_parse(text)
     if whatwg.username or whatwg.password:
         raise RowError("URL_HAS_CREDENTIALS", "URLs with user:password@ are not sent to MORI")
-    host = whatwg.hostname
+    host = whatwg.hostname  # the plain parser's host must be this one too (checked below)
     allowed = _allowed((host, host.strip("[]"), plain_host), plain_port, allowed_private_hosts)
-    if not allowed and (is_internal_host(host) or _internal_spelling(plain_host)):
+    if not allowed and is_internal_host(host):
         raise RowError(
             "URL_PRIVATE_ADDRESS",
             f"URL host {_shown(host)} is internal (loopback, private, link-local or a local "
@@ -233,18 +234,6 @@ def _allowed(hosts: Iterable[str], port: int | None, allowed: frozenset[str]) ->
     if not allowed:
         return False
     return any(h in allowed or (port and f"{h}:{port}" in allowed) for h in hosts if h)
-
-
-def _internal_spelling(plain_host: str) -> bool:
-    """``True`` when the plain parser's host reads as an internal host to a WHATWG parser."""
-    if not plain_host:
-        return False
-    authority = f"[{plain_host}]" if ":" in plain_host else plain_host
-    try:
-        canonical = _whatwg_parse(f"http://{authority}/")
-    except RowError:
-        return False  # not a host either parser connects to (and refused as ambiguous)
-    return is_internal_host(canonical.hostname)
 
 
 def _same_host(plain_host: str, whatwg_host: str) -> bool:
