@@ -63,7 +63,17 @@ def validated_items(
     paths = LocalPaths(base_dir)
     with bulk.gc_paused():  # a million small objects: no collector passes meanwhile
         items: list[Item] = [
-            Item(i + first_row, shown.get(i, s), cid, name, "url", s, "url:" + s, *_NO_FACTS, extra)
+            Item(
+                i + first_row,
+                shown.get(i, s) if shown else s,
+                cid,
+                name,
+                "url",
+                s,
+                "url:" + s,
+                *_NO_FACTS,
+                extra,
+            )
             if name is not None
             else _row_item(i, s, cid, names, extra, base_dir, options, paths, first_row)
             for i, s, cid, name, extra in zip(
