@@ -18,7 +18,7 @@ from .helpers import write_image, write_manifest
 
 
 def reference_plan(ledger: Ledger, orders: list[PlannedIntent], fp: dict[str, str]) -> None:
-    """The original ``Ledger.plan``: one transaction per order, every row bound from Python."""
+    """The reference: one transaction per order, every row bound from Python."""
     db = sqlite3.connect(ledger.path, isolation_level=None)
     at = "2000-01-01T00:00:00.000+00:00"
     for key, kind, slots, generation in orders:
@@ -114,7 +114,9 @@ def vouchable(case: str) -> bool:
     ("case", "vouched"),
     [(case, False) for case in BULK_CASES] + [(c, True) for c in BULK_CASES if vouchable(c)],
 )
-def test_plan_many_matches_the_original_plan(tmp_path: Path, case: str, vouched: bool) -> None:
+def test_plan_many_matches_one_transaction_per_order(
+    tmp_path: Path, case: str, vouched: bool
+) -> None:
     fingerprints = given = BULK_FINGERPRINTS
     if vouched:  # url_fingerprints: the url slots' fingerprints are not passed at all
         given = {k: v for k, v in fingerprints.items() if not v.startswith("url:")}
