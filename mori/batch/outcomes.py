@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mori.batch.ledger import ImageRecord, Ledger, OrderRecord, Slot, now_iso
-from mori.batch.manifest import Item
+from mori.batch.manifest import Item, mask_url
 from mori.batch.orders import OrderResult
 from mori.batch.rows import ImageRow, ImageStatus, OrderRow, RunRow
 
@@ -84,11 +84,11 @@ def manifest_rows(
 def slot_row(run_id: str, slot: Slot, fingerprint: str | None, now: str) -> ImageRow:
     """An order image's audit row when there is no manifest row (``finalize``, ``reconcile``):
     the source is the ledger's location of the image; ``row_index`` and ``manifest_uri`` are
-    empty."""
+    empty. A URL's credential-like query parameters are masked, as in a manifest row."""
     sha = fingerprint.removeprefix("sha256:") if fingerprint else None
     return ImageRow(
         run_id=run_id,
-        source=slot.location,
+        source=mask_url(slot.location),
         file_name=slot.file_name,
         image_key=slot.image_key,
         sha256=sha if fingerprint and fingerprint.startswith("sha256:") else None,

@@ -134,7 +134,8 @@ def _partition_date(rel: str) -> str | None:
 
 def _read(storage: Storage, uri: str, problems: list[str]) -> pa.Table | None:
     try:
-        return pq.read_table(pa.BufferReader(storage.read_bytes(uri)))  # see manifest._parse
+        # a native buffer, not a file object (see mori.batch.manifest.reading)
+        return pq.read_table(pa.BufferReader(storage.read_bytes(uri)))
     except Exception as exc:  # a damaged or foreign file must not stop the report
         problems.append(f"{uri}: unreadable ({type(exc).__name__}: {exc}); left out")
         return None
