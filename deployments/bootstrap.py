@@ -9,7 +9,11 @@ and leaves the rest alone.
   60): a token bucket with ``limit + 60 * slot_decay_per_second == rpm`` (see
   :func:`tasks.ratelimit.gcl_settings`), used through ``rate_limit("mori-api", strict=True)``;
 * variable ``mori_pipeline_home``: the folder holding this checkout, which ``prefect.yaml``'s
-  pull step (``set_working_directory``) reads when a worker starts a run. Kept if it exists.
+  pull step (``set_working_directory``) reads when a worker starts a run. Kept if it exists;
+* block type ``mori-credentials`` (:class:`tasks.blocks.MoriCredentials`), and, when the
+  environment holds MORI credentials, the block ``default`` (``MORI_CREDENTIALS_BLOCK``) made
+  from them;
+* the automations of ``deployments/automations/`` (:mod:`deployments.automations`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deployments.console import CommandError, guarded, report_error
 from mori.settings import Settings
+from tasks.credentials import BLOCK_TYPE, find_block
 from tasks.ratelimit import DEFAULT_LIMIT_NAME, ENV_VAR, gcl_settings
 
 # Prefect is imported inside the functions: ``mori-pipeline --help`` and the CLI's parser stay
@@ -52,10 +58,15 @@ def bootstrap(
     pool: str = POOL,
     limit_name: str = DEFAULT_LIMIT_NAME,
     home: Path | None = PROJECT_ROOT,
+    credentials: Settings | None = None,
+    automations: Path | None = None,
 ) -> BootstrapReport:
-    """Create or correct the work pool, the rate-limit GCL and the variables on the server
-    ``PREFECT_API_URL`` points at."""
+    """Create or correct the work pool, the rate-limit GCL, the variables, the
+    ``mori-credentials`` block type (and block, from ``credentials``) and the automations
+    under ``automations`` on the server ``PREFECT_API_URL`` points at."""
     from prefect import get_client
+
+    from deployments.automations import apply_automation
 
     report = BootstrapReport()
     report.limit, report.slot_decay_per_second = gcl_settings(rpm)
@@ -68,6 +79,13 @@ def bootstrap(
             report.actions[f"variable {HOME_VARIABLE}"] = _ensure_variable(
                 client, HOME_VARIABLE, str(home)
             )
+        report.actions[f"block type {BLOCK_TYPE}"] = _ensure_block_type(client)
+        if credentials is not None:
+            name = credentials.credentials_block
+            report.actions[f"block {BLOCK_TYPE}/{name}"] = _ensure_block(name, credentials)
+        for path in sorted(automations.glob("*.yaml")) if automations is not None else []:
+            automation, action = apply_automation(path, client)
+            report.actions[f"automation {automation}"] = action
     return report
 
 
@@ -86,7 +104,7 @@ def _ensure_pool(client: Any, name: str, limit_name: str) -> str:
         )
         return "created"
     if pool.type != "process":
-        raise RuntimeError(f"work pool {name!r} exists with type {pool.type!r}, not 'process'")
+        raise CommandError(f"work pool {name!r} exists with type {pool.type!r}, not 'process'")
     template = pool.base_job_template
     env = _env_default(template)
     if env.get(ENV_VAR) == limit_name:
@@ -141,6 +159,43 @@ def _ensure_variable(client: Any, name: str, value: str) -> str:
     return "created"
 
 
+def _ensure_block_type(client: Any) -> str:
+    """Register :class:`~tasks.blocks.MoriCredentials` (its type and current schema)."""
+    from prefect.exceptions import ObjectNotFound
+
+    from tasks.blocks import MoriCredentials
+
+    try:
+        client.read_block_type_by_slug(BLOCK_TYPE)
+    except ObjectNotFound:
+        MoriCredentials.register_type_and_schema()
+        return "created"
+    try:
+        client.read_block_schema_by_checksum(
+            MoriCredentials._calculate_schema_checksum(),
+            version=MoriCredentials.get_block_schema_version(),
+        )
+        action = "unchanged"
+    except ObjectNotFound:
+        action = "updated"
+    MoriCredentials.register_type_and_schema()  # also refreshes the description shown in the UI
+    return action
+
+
+def _ensure_block(name: str, settings: Settings) -> str:
+    """Save the environment's credentials (and URL, generation, webhook secret) as ``name``."""
+    from tasks.blocks import MoriCredentials
+
+    if not settings.has_credentials:
+        return "skipped (no MORI credentials in the environment)"
+    wanted = MoriCredentials.from_settings(settings)
+    current = find_block(name)
+    if current is not None and current.same_as(wanted):
+        return "unchanged"
+    wanted.save(name, overwrite=True)
+    return "updated" if current is not None else "created"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``bootstrap`` subcommand's options."""
     parser.add_argument(
@@ -157,16 +212,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``mori-pipeline bootstrap``: print what was created, updated or left alone."""
+    from deployments.automations import AUTOMATIONS
+
     try:
-        rpm = args.rpm if args.rpm is not None else Settings().rpm or DEFAULT_RPM
+        settings = Settings()
+        rpm = args.rpm if args.rpm is not None else settings.rpm or DEFAULT_RPM
         if rpm < 1:
-            raise ValueError("--rpm must be >= 1")
-        report = bootstrap(
-            rpm, pool=args.pool, limit_name=args.limit_name, home=Path(args.home).resolve()
-        )
-    except (ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+            raise CommandError("--rpm must be >= 1")
+    except (ValueError, CommandError) as exc:  # a bad option or variable
+        return report_error(exc, debug=getattr(args, "debug", False))
+    report = bootstrap(
+        rpm,
+        pool=args.pool,
+        limit_name=args.limit_name,
+        home=Path(args.home).resolve(),
+        credentials=settings,
+        automations=AUTOMATIONS,
+    )
     for line in report.lines():
         print(line)
     print(
@@ -179,7 +241,8 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deployments.bootstrap", description=__doc__)
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    return guarded(lambda: run(args))
 
 
 if __name__ == "__main__":

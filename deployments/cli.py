@@ -14,10 +14,20 @@ from typing import Any
 from mori.batch.parameters import ProtectParameters, cli_options
 
 DESCRIPTION = "Protect image collections with MORI's Anti-AI filter, exactly once per image."
+#: Help of ``run`` options whose CLI default differs from the flow's.
+_RUN_HELP = {
+    "credentials": {
+        "help": "also read MORI's credentials from this mori-credentials block (the environment"
+        " wins; default: $MORI_CREDENTIALS_BLOCK, else the environment only)"
+    }
+}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mori-pipeline", description=DESCRIPTION)
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of an expected failure too"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="the whole path on the local emulator (no network)")
@@ -27,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="protect a manifest against MORI_API_URL")
     for option in cli_options(ProtectParameters):
-        run.add_argument(option.flag, **option.kwargs)
+        run.add_argument(option.flag, **option.kwargs | _RUN_HELP.get(option.name, {}))
+    run.add_argument("--quiet", action="store_true", help="print only the summary and errors")
 
     emu = sub.add_parser("emulator", help="run the local MORI API emulator")
     emu.add_argument("--host", default="127.0.0.1")
@@ -80,10 +91,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script."""
+    """Entry point of the console script: an expected failure is one line on stderr and exit
+    code 1 (with its traceback under ``--debug``); see :mod:`deployments.console`."""
+    from deployments import console
+
     args = _parser().parse_args(argv)
     try:
-        return int(COMMANDS[args.command](args))
+        return console.guarded(lambda: int(COMMANDS[args.command](args)), debug=args.debug)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -102,45 +116,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
+    from deployments.checks import check_mori, cli_block, cli_settings
     from mori.settings import Settings
 
+    env = Settings()
     given = {o.name: getattr(args, o.name) for o in cli_options(ProtectParameters)}
-    try:
-        params = ProtectParameters(**{k: v for k, v in given.items() if v is not None})
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"error: {_first_problem(exc)}", file=sys.stderr)
-        return 1
-    if not settings.has_credentials:
-        print("error: set MORI_API_KEY (or MORI_EMAIL and MORI_PASSWORD)", file=sys.stderr)
-        return 1
-    from mori.batch.manifest import ManifestError, read_manifest
+    given["credentials"] = cli_block(args.credentials, env)
+    params = ProtectParameters(**{k: v for k, v in given.items() if v is not None})
+    check_mori(cli_settings(params.credentials, env))  # before anything is planned
+    from mori.batch.manifest import read_manifest
     from mori.batch.storage import Storage, absolute
 
-    try:  # a whole-manifest problem: one line, before any Prefect run or server starts
-        read_manifest(absolute(params.manifest), Storage())
-    except ManifestError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    # a whole-manifest problem: one line, before any Prefect run or server starts
+    read_manifest(absolute(params.manifest), Storage())
+    from deployments.console import quiet_prefect_console
     from deployments.demo import print_summary
+    from deployments.progress import RunDisplay
     from flows.protect import protect
+    from tasks.events import listening
 
-    state = protect(**params.model_dump(), return_state=True)
+    with (
+        quiet_prefect_console(not args.debug),
+        RunDisplay.for_stdout(args.quiet) as display,
+        listening(display),
+    ):
+        state = protect(**params.model_dump(), return_state=True)
     if not state.is_completed():
         print(f"error: {state.message}", file=sys.stderr)
         return 1
     summary = state.result()
     print_summary(summary)
     return _exit_code(summary)
-
-
-def _first_problem(exc: Any) -> str:
-    """One line for a pydantic ``ValidationError``: the option (or variable) and what is wrong."""
-    error = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in error["loc"]) or "input"
-    return f"{where.replace('_', '-')}: {error['msg']}"
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:

@@ -356,7 +356,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m deployments.receiver", description="MORI webhook receiver for Prefect"
     )
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    from deployments.console import guarded
+
+    return guarded(lambda: run(args))
 
 
 if __name__ == "__main__":

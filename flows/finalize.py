@@ -25,11 +25,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from pydantic import Field
 
+from mori.batch import parameters as P
 from mori.batch.rows import ImageRow, OrderRow
 from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
 from tasks.audit import write_audit
 from tasks.credentials import load_settings
+from tasks.events import RunEvents
 from tasks.finalizing import audit_tables, await_handoff, is_final, lookup_order
 from tasks.orders import process_order
 from tasks.ratelimit import client_for
@@ -66,6 +68,7 @@ def finalize(
     handoff_seconds: Annotated[
         float, Field(ge=0, le=3600, description="Grace for a protect run already downloading it")
     ] = 120.0,
+    credentials: P.Credentials = P.DEFAULTS.credentials,
 ) -> Finalized:
     """Download one finished order, verify and write its outputs, and audit it.
 
@@ -74,7 +77,7 @@ def finalize(
     """
     log = get_run_logger()
     run_id = str(flow_run.id or uuid.uuid4())
-    settings = load_settings()
+    settings = load_settings(credentials)
     config = RunConfig.for_orders(
         audit,
         output,
@@ -83,7 +86,7 @@ def finalize(
         poll_interval=poll_interval_seconds,
     )
     outcome = Finalized(order_id)
-    with Runtime(config, Storage(), client_for(settings)) as rt:
+    with Runtime(config, Storage(), client_for(settings), observer=RunEvents(run_id).order) as rt:
         record = lookup_order(rt.ledger, order_id)
         outcome.order_key = record.order_key
         if record.status == "abandoned":  # never confirmed, so MORI cannot have finished it

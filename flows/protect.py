@@ -1,7 +1,9 @@
 """The ``protect`` flow: a manifest in, protected images and audit tables out.
 
-Reads top to bottom: load the manifest -> plan orders (recording intent) -> drive every order
-with bounded concurrency (one task run per order of ≤ 100 images) -> write the audit -> report.
+Reads top to bottom: settings (environment, then the ``credentials`` block) -> preflight MORI
+-> load the manifest -> plan orders (recording intent) -> drive every order with bounded
+concurrency (one task run per order of ≤ 100 images) -> write the audit -> report. Orders and
+the finished run are also Prefect events (``tasks/events.py``) for automations.
 """
 
 from __future__ import annotations
@@ -33,17 +35,19 @@ from mori.batch.outcomes import (
     summarise,
 )
 from mori.batch.parameters import MAX_CONCURRENT_ORDERS
+from mori.batch.plan import Triage
+from mori.batch.progress import RunProgress
 from mori.batch.rows import ImageRow, OrderRow, RunRow
 from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
 from mori.client import MoriClient
 from tasks._prefect import unwalked
 from tasks.audit import AuditTables, write_audit
-from tasks.credentials import load_settings
+from tasks.events import RunEvents
 from tasks.manifest import load_manifest
 from tasks.orders import process_order
 from tasks.planning import plan_run
-from tasks.ratelimit import client_for
+from tasks.preflight import CredentialsError, PreflightFailed, checked_client
 
 D = P.DEFAULTS
 
@@ -71,23 +75,35 @@ def protect(
     completion: P.CompletionMode = D.completion,
     allowed_private_hosts: P.AllowedPrivateHosts = D.allowed_private_hosts,
     retry_failed: P.RetryFailed = D.retry_failed,
+    credentials: P.Credentials = D.credentials,
 ) -> RunSummary:
     """Protect every image of a manifest exactly once; write outputs and the audit tables."""
     params = P.ProtectParameters(**locals())  # exactly the parameters above, validated
     log = get_run_logger()
     started, started_at = time.monotonic(), now_iso()
     run_id = str(flow_run.id or uuid.uuid4())
-    settings = load_settings()
+    try:  # MORI must be usable before anything is planned
+        settings, client = checked_client(credentials)
+    except (CredentialsError, PreflightFailed) as exc:
+        log.error("%s", exc)
+        return Failed(message=str(exc))  # type: ignore[return-value]
     config = RunConfig.for_protect(params, settings)
     storage = Storage()
-    items = load_manifest(config.manifest_uri, storage, config.validation())
+    try:
+        items = load_manifest(config.manifest_uri, storage, config.validation())
+    except BaseException:
+        client.close()
+        raise
     if isinstance(items, ManifestError):
+        client.close()
         log.error("%s", items)
         return Failed(message=str(items))  # type: ignore[return-value]
-    with Runtime(config, storage, client_for(settings)) as rt:
+    events = RunEvents(run_id)
+    with Runtime(config, storage, client, observer=events.order) as rt:
         found, order_keys = plan_run(
             unwalked(items), rt.ledger, config.order_size, config.output_uri, retry_failed
         )
+        events.planned(len(order_keys), _images_to_drive(found, rt))
         log.info(
             "%d rows: %d new images and %d failed before, in %d orders to drive; %d bad rows",
             len(items),
@@ -96,7 +112,7 @@ def protect(
             len(order_keys),
             sum(not it.ok for it in items),
         )
-        results, crashed = drive_orders(order_keys, rt, config.max_concurrent_orders)
+        results, crashed = drive_orders(order_keys, rt, config.max_concurrent_orders, events)
         rows = manifest_rows(
             run_id, config.manifest_uri, items, found.known, results, crashed, rt.ledger
         )
@@ -112,19 +128,20 @@ def protect(
             rt.storage, config.audit_uri, run_id, datetime.now(UTC).date(), unwalked(tables)
         )
     publish_run_artifacts(summary, rows)
+    events.finished(summary)
     log.info("done: %s", summary.counts)
     return summary
 
 
 def drive_orders(
-    order_keys: list[str], rt: Runtime, limit: int
+    order_keys: list[str], rt: Runtime, limit: int, progress: RunProgress | None = None
 ) -> tuple[dict[str, OrderResult], dict[str, str]]:
     """Run ``process_order`` for each key, at most ``limit`` at a time, with a progress bar.
 
     Returns the results by order key and, for orders whose task failed even after retries, the
     reason (their images end this run ``pending``; the ledger lets the next run resume them).
     """
-    progress = (
+    artifact = (
         cast(UUID, create_progress_artifact(0.0, description="Orders finished"))
         if order_keys
         else None
@@ -143,10 +160,19 @@ def drive_orders(
             results[key] = done.result()
         except Exception as exc:
             crashed[key] = f"order task failed: {type(exc).__name__}: {exc}"
-        if progress is not None:
+        if artifact is not None:
             finished = len(results) + len(crashed)
-            update_progress_artifact(progress, 100.0 * finished / len(order_keys))
+            update_progress_artifact(artifact, 100.0 * finished / len(order_keys))
+        if progress is not None:
+            held = results[key].images if key in results else rt.ledger.slots(key)
+            progress.order_done(len(held))
     return results, crashed
+
+
+def _images_to_drive(found: Triage, rt: Runtime) -> int:
+    """Images in the orders a run drives: its new and retried images, and the open orders'."""
+    resumed = sum(len(rt.ledger.slots(key)) for key in found.resume)
+    return len(found.new) + len(found.retried) + resumed
 
 
 def _stats(client: MoriClient) -> dict[str, int]:

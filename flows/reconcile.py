@@ -23,6 +23,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
+from mori.batch import parameters as P
 from mori.batch.ledger import Ledger, OrderRecord
 from mori.batch.orders import OrderResult
 from mori.batch.rows import ImageRow, OrderRow
@@ -31,6 +32,7 @@ from mori.batch.storage import Storage
 from mori.client import MoriClient
 from tasks.audit import write_audit
 from tasks.credentials import load_settings
+from tasks.events import RunEvents
 from tasks.finalizing import audit_tables, ledger_exists
 from tasks.orders import process_order
 from tasks.ratelimit import client_for
@@ -93,17 +95,18 @@ def reconcile(
     ] = None,
     grace_minutes: Annotated[float, Field(ge=0, le=7 * 1440)] = 10.0,
     max_orders: Annotated[int, Field(ge=1, le=10_000)] = 500,
+    credentials: P.Credentials = P.DEFAULTS.credentials,
 ) -> Reconciled:
     """Finish the orders whose completion never arrived; audit what was finished."""
     log = get_run_logger()
     done = Reconciled()
-    settings = load_settings()
+    settings = load_settings(credentials)
     config = RunConfig.for_orders(audit, output, settings, wait_timeout=0.0, completion="poll")
     if not ledger_exists(config):
         log.info("no ledger under %s yet: nothing to reconcile", audit)
         return done
     run_id = str(flow_run.id or uuid.uuid4())
-    with Runtime(config, Storage(), client_for(settings)) as rt:
+    with Runtime(config, Storage(), client_for(settings), observer=RunEvents(run_id).order) as rt:
         overdue, done.unconfirmed = overdue_orders(rt.ledger, timedelta(minutes=grace_minutes))
         overdue = overdue[:max_orders]
         done.checked = len(overdue)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import posixpath
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from mori.batch.archive import OutputError, extract_outputs
 from mori.batch.completion import CompletionWaiter
 from mori.batch.ledger import Ledger, OrderRecord, Slot
 from mori.batch.manifest import RowError, inspect_image
+from mori.batch.progress import OrderEvent, OrderObserver
 from mori.batch.storage import NotFound, Storage, join
 from mori.client import MoriClient
 from mori.errors import (
@@ -31,6 +33,8 @@ from mori.errors import (
     URLExpiredError,
 )
 from mori.models import OrderError, UrlFileSpec
+
+log = logging.getLogger("mori.batch.orders")
 
 CONTENT_TYPES = {
     "jpg": "image/jpeg",
@@ -83,6 +87,8 @@ class OrderResult:
     replaced: list[str] = field(default_factory=list)
     images: dict[str, ImageResult] = field(default_factory=dict)
     record: OrderRecord | None = None
+    #: Already final in the ledger when this run came to it: nothing was done for it now.
+    from_ledger: bool = False
 
 
 class OrderProcessor:
@@ -95,16 +101,37 @@ class OrderProcessor:
         storage: Storage,
         waiter: CompletionWaiter,
         settings: OrderSettings,
-        on_progress: Callable[[str, str], None] | None = None,
+        observer: OrderObserver | None = None,
     ) -> None:
         self.client, self.ledger, self.storage = client, ledger, storage
         self.waiter, self.settings = waiter, settings
-        self._on_progress = on_progress or (lambda key, step: None)
+        self.observer = observer
 
     # -- the whole path ------------------------------------------------------------------------
 
     def process(self, order_key: str) -> OrderResult:
-        """Take an order from wherever the ledger says it is to a final (or pending) outcome."""
+        """Take an order from wherever the ledger says it is to a final (or pending) outcome.
+
+        The observer hears ``completed`` or ``failed`` once the order reaches that outcome in
+        this call (not for an order the ledger already had as final).
+        """
+        result = self._process(order_key)
+        if not result.from_ledger and result.status in ("processed", "failed"):
+            counts = [img.status for img in result.images.values()]
+            self._notify(
+                OrderEvent(
+                    "completed" if result.status == "processed" else "failed",
+                    result.order_key,
+                    result.order_id,
+                    len(counts),
+                    processed=counts.count("processed"),
+                    failed=counts.count("failed"),
+                    error_code=result.error_code,
+                )
+            )
+        return result
+
+    def _process(self, order_key: str) -> OrderResult:
         record = self.ledger.order(order_key)
         replaced: list[str] = []
         while record.status == "abandoned" and record.replaced_by:
@@ -117,7 +144,7 @@ class OrderProcessor:
             if len(replaced) >= self.settings.max_replacements:
                 raise
             self._replace(record, slots, rep.reason)
-            return self.process(order_key)
+            return self._process(order_key)
         except _Split as split:  # some files failed at MORI: fail them, send the rest again
             failed = {}
             for slot, err in split.culprits:
@@ -129,7 +156,7 @@ class OrderProcessor:
             survivors = [s for s in slots if s.image_key not in failed]
             survivors = [dataclasses.replace(s, position=i) for i, s in enumerate(survivors)]
             self._replace(record, survivors, f"{len(failed)} of {len(slots)} files failed")
-            result = self.process(order_key)
+            result = self._process(order_key)
             result.images.update(failed)
             return result
         except (BadRequestError, ConflictError) as exc:  # MORI refused the order itself
@@ -177,7 +204,6 @@ class OrderProcessor:
                 reason = f"MORI is still processing order {order_id} (status {status})"
                 return self._pending(self.ledger.order(key), slots, "WAITING_FOR_MORI", reason)
             self.ledger.advance(key, "complete")
-            self._on_progress(key, "complete")
         return self._download(self.ledger.order(key), slots)
 
     # -- steps ---------------------------------------------------------------------------------
@@ -209,7 +235,7 @@ class OrderProcessor:
                 order_id=created.order_id,
                 order_name=created.order_name,
             )
-            self._on_progress(record.order_key, "created")
+            self._notify(OrderEvent("created", record.order_key, created.order_id, len(slots)))
         return created
 
     def _upload(self, key: str, slots: list[Slot], urls: list[str | None]) -> None:
@@ -247,7 +273,6 @@ class OrderProcessor:
             self._upload(key, slots, urls)  # an upload was lost: put every file again, once
             self.client.confirm_order(order_id, idempotency_key=keys.confirm_key(key))
         self.ledger.advance(key, "confirmed")
-        self._on_progress(key, "confirmed")
 
     def _download(self, record: OrderRecord, slots: list[Slot]) -> OrderResult:
         assert record.order_id is not None
@@ -263,7 +288,6 @@ class OrderProcessor:
                 slot, entries[slot.position], outputs
             )
         self.ledger.advance(record.order_key, "downloaded")
-        self._on_progress(record.order_key, "downloaded")
         return result
 
     def output_location(self, record: OrderRecord) -> str:
@@ -293,7 +317,16 @@ class OrderProcessor:
         generation = record.generation + 1
         new_key = keys.order_key((s.image_key for s in slots), generation)
         self.ledger.replace(record.order_key, new_key, slots, generation)
-        self._on_progress(new_key, f"replaced {record.order_key[:8]}: {reason}")
+        log.info("order %s replaced by %s: %s", record.order_key[:8], new_key[:8], reason)
+
+    def _notify(self, event: OrderEvent) -> None:
+        """Tell the observer; an observer that fails never fails the order."""
+        if self.observer is None:
+            return
+        try:
+            self.observer(event)
+        except Exception:
+            log.exception("order observer failed on %s of %s", event.kind, event.order_key[:8])
 
     # -- outcomes ------------------------------------------------------------------------------
 
@@ -306,6 +339,7 @@ class OrderProcessor:
             record.order_id,
             record.error_code,
             record.error_message,
+            from_ledger=True,
         )
         for key, img in self.ledger.images(s.image_key for s in slots).items():
             result.images[key] = ImageResult(

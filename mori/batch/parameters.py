@@ -74,6 +74,15 @@ AllowedPrivateHosts = Annotated[
 RetryFailed = Annotated[
     bool, Field(description="Send images that failed for good in earlier runs again")
 ]
+Credentials = Annotated[
+    str,
+    Field(
+        max_length=100,
+        pattern=r"^[a-z0-9-]*$",
+        description="mori-credentials block holding MORI's key (what the worker's environment "
+        "sets wins); empty: the environment only",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,7 @@ class Defaults:
     completion: Completion = "auto"
     allowed_private_hosts: list[str] = field(default_factory=list)
     retry_failed: bool = False
+    credentials: str = "default"
 
 
 DEFAULTS = Defaults()
@@ -110,6 +120,7 @@ class ProtectParameters(BaseModel):
     completion: CompletionMode = DEFAULTS.completion
     allowed_private_hosts: AllowedPrivateHosts = Field(default_factory=list)
     retry_failed: RetryFailed = DEFAULTS.retry_failed
+    credentials: Credentials = DEFAULTS.credentials
 
 
 # -- the command line ----------------------------------------------------------------------------
@@ -121,7 +132,7 @@ _CLI_NAMES = {
     "webhook_grace_seconds": "--webhook-grace",
     "allowed_private_hosts": "--allow-private-url-host",
 }
-_METAVARS = {"allowed_private_hosts": "HOST[:PORT]"}
+_METAVARS = {"allowed_private_hosts": "HOST[:PORT]", "credentials": "BLOCK"}
 
 
 @dataclass(frozen=True)
@@ -161,7 +172,7 @@ def cli_options(model: type[BaseModel] = ProtectParameters) -> Iterator[CliOptio
             kwargs["type"] = base
             kwargs["metavar"] = "SECONDS" if name.endswith("_seconds") else "N"
         else:
-            kwargs["metavar"] = "URI"
+            kwargs["metavar"] = _METAVARS.get(name, "URI")
         yield CliOption(name, flag, kwargs)
 
 

@@ -17,6 +17,7 @@ from mori.batch.ledger import ledger_location, open_ledger
 from mori.batch.manifest import ValidationOptions
 from mori.batch.orders import OrderProcessor, OrderSettings
 from mori.batch.parameters import DEFAULTS, Completion, ProtectParameters
+from mori.batch.progress import OrderObserver
 from mori.batch.storage import Storage, absolute, join, parent
 from mori.client import MoriClient
 from mori.settings import Settings
@@ -113,9 +114,18 @@ class RunConfig:
 
 
 class Runtime:
-    """The client, ledger, storage and processor of one run; close it when done."""
+    """The client, ledger, storage and processor of one run; close it when done.
 
-    def __init__(self, config: RunConfig, storage: Storage, client: MoriClient) -> None:
+    ``observer`` hears every order's ``created``, ``completed`` and ``failed``.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        storage: Storage,
+        client: MoriClient,
+        observer: OrderObserver | None = None,
+    ) -> None:
         self.config = config
         self.storage = storage
         self.ledger = open_ledger(config.ledger)
@@ -138,6 +148,7 @@ class Runtime:
                 options=config.options,
                 output_from_ledger=config.output_from_ledger,
             ),
+            observer,
         )
 
     def close(self) -> None:
