@@ -11,10 +11,11 @@ its own progress (they still reach the Prefect API, so the UI shows them).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -133,10 +134,9 @@ def _sent_to(exc: Any, api: str) -> bool:
 
 @contextmanager
 def quiet_prefect_console(enabled: bool = True) -> Iterator[None]:
-    """Show only warnings and errors of Prefect's console handler inside the block.
-
-    An explicit ``PREFECT_LOGGING_LEVEL`` below INFO (``DEBUG``) keeps every line.
-    """
+    """Show only warnings and errors of Prefect's console handler inside the block (and
+    when the process exits). An explicit ``PREFECT_LOGGING_LEVEL`` below INFO keeps every
+    line."""
     from prefect.logging.handlers import PrefectConsoleHandler
     from prefect.settings import get_current_settings
 
@@ -146,10 +146,17 @@ def quiet_prefect_console(enabled: bool = True) -> Iterator[None]:
         return
     handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
     saved = [h.level for h in handlers]
-    for handler in handlers:
-        handler.setLevel(logging.WARNING)
+    _set_levels(handlers, logging.WARNING)
     try:
         yield
     finally:
         for handler, before in zip(handlers, saved, strict=True):
             handler.setLevel(before)
+        # Prefect stops its temporary server at exit with an INFO line; this runs first
+        # (``atexit`` runs the last registered first) and keeps that line off the console too.
+        atexit.register(_set_levels, handlers, logging.WARNING)
+
+
+def _set_levels(handlers: Sequence[logging.Handler], level: int) -> None:
+    for handler in handlers:
+        handler.setLevel(level)

@@ -118,11 +118,15 @@ class RunDisplay:
         now = self.clock()
         if self._bar is not None and self._task is not None:
             rate, left = self.pace.rate(now), self.pace.left(now)
+            if self.pace.done >= self.pace.total:
+                remaining = "done"
+            else:
+                remaining = f"about {duration(left)} left" if left is not None else ""
             self._bar.update(
                 self._task,
                 completed=min(self.pace.done, self.pace.total),
                 rate=f"{rate:.1f} images/s" if rate is not None else "",
-                left=f"about {duration(left)} left" if left else "",
+                left=remaining,
             )
         elif self.mode == "lines":
             finished = self.pace.done >= self.pace.total

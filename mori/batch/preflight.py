@@ -61,7 +61,7 @@ def describe(exc: errors.PreflightError, base_url: str, generation: str) -> str:
     url = httpx.URL(base_url)
     host = url.host or base_url
     address = f"{host}:{url.port or (443 if url.scheme == 'https' else 80)}"
-    where = redact_url(base_url)
+    where = redact_url(base_url).rstrip("/")
     cause = exc.cause
     if cause == "dns":
         return f"cannot resolve {host} (DNS): check MORI_API_URL and the network"

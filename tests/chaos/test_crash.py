@@ -52,6 +52,9 @@ from .helpers import (
 ORDER_SIZE = 50
 URL_SHARE = 0.25
 LIGHT_FAULTS = "any:503=0.03,any:reset=0.03"
+#: The run's preflight probes the confirm route once (an empty body, no side effect at MORI);
+#: the emulator counts it, and injects the confirm faults into it too.
+PREFLIGHT_CONFIRMS = 1
 #: Seeded trials; the first few always kill between create and confirm.
 MODES = (
     "confirm-hang",
@@ -101,7 +104,7 @@ def plan_for(trial: int, rng: random.Random, upload_files: int, orders: int) -> 
             "confirm:timeout=1.0",
             "",
             30.0,
-            lambda s: s["requests"].get("confirm", 0) >= 1,
+            lambda s: s["requests"].get("confirm", 0) >= 1 + PREFLIGHT_CONFIRMS,
             None,
             delay,
         )
@@ -111,7 +114,7 @@ def plan_for(trial: int, rng: random.Random, upload_files: int, orders: int) -> 
             "confirm:drop=1.0",
             "",
             2.5,
-            lambda s: s["requests"].get("confirm", 0) >= 2,
+            lambda s: s["requests"].get("confirm", 0) >= 2 + PREFLIGHT_CONFIRMS,
             None,
             delay,
         )
