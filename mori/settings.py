@@ -21,7 +21,9 @@ MORI_RATE_LIMIT_RPM       the plan's requests per minute (60 / 300 / 1000); unse
 MORI_GLOBAL_RATE_LIMIT    name of the Prefect global concurrency limit every worker shares
 MORI_LEDGER_URL           the ledger: a path, ``sqlite:///path`` or ``postgresql://...``
 MORI_LEDGER_PATH          the older spelling of a ledger path (MORI_LEDGER_URL wins)
-MORI_CREDENTIALS_BLOCK    name of the ``mori-credentials`` block flows load (default ``default``)
+MORI_CREDENTIALS_BLOCK    the ``mori-credentials`` block ``mori-pipeline run`` merges and
+                          ``bootstrap`` saves (default ``default``); flows name theirs in their
+                          ``credentials`` parameter
 XDG_STATE_HOME            where ledgers of ``s3://`` audits live (default ``~/.local/state``)
 ========================  =======================================================================
 """
