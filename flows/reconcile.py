@@ -10,6 +10,7 @@ for the next round; orders never confirmed belong to the next ``protect`` run, w
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from mori.batch.rows import ImageRow, OrderRow
 from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
 from mori.client import MoriClient
+from mori.settings import Settings
 from tasks.audit import write_audit
 from tasks.credentials import load_settings
 from tasks.events import RunEvents
@@ -100,11 +102,13 @@ def reconcile(
     """Finish the orders whose completion never arrived; audit what was finished."""
     log = get_run_logger()
     done = Reconciled()
-    settings = load_settings(credentials)
-    config = RunConfig.for_orders(audit, output, settings, wait_timeout=0.0, completion="poll")
+    env = Settings()  # where the ledger is; credentials only when there is work
+    config = RunConfig.for_orders(audit, output, env, wait_timeout=0.0, completion="poll")
     if not ledger_exists(config):
         log.info("no ledger under %s yet: nothing to reconcile", audit)
         return done
+    settings = load_settings(credentials, env)
+    config = dataclasses.replace(config, settings=settings)
     run_id = str(flow_run.id or uuid.uuid4())
     with Runtime(config, Storage(), client_for(settings), observer=RunEvents(run_id).order) as rt:
         overdue, done.unconfirmed = overdue_orders(rt.ledger, timedelta(minutes=grace_minutes))
