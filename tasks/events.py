@@ -1,17 +1,12 @@
 """Prefect events of a run, for automations, and its progress for local displays.
 
-Event names and resources (the counts go in the payload):
+Events, each about one resource (``prefect.resource.id``), with the counts in the payload:
 
-=====================  =====================================  ====================================
-event                  resource (``prefect.resource.id``)     payload
-=====================  =====================================  ====================================
-``mori.order.created``   ``mori.order.<order id>``            ``files``
-``mori.order.completed`` ``mori.order.<order id>``            ``files, processed, failed,
-                                                              error_code``
-``mori.order.failed``    ``mori.order.<order id or key>``     the same
-``mori.run.finished``    ``mori.run.<run id>``                ``rows, processed, skipped, failed,
-                                                              pending, orders, failures``
-=====================  =====================================  ====================================
+* ``mori.order.created`` -- ``mori.order.<order id>``; payload ``files``;
+* ``mori.order.completed`` and ``mori.order.failed`` -- ``mori.order.<order id>`` (the order
+  key when MORI never created it); payload ``files, processed, failed, error_code``;
+* ``mori.run.finished`` -- ``mori.run.<run id>``; payload ``rows, processed, skipped, failed,
+  pending, orders, failures, wall_seconds``.
 
 An order's resource carries the labels ``mori.order-key`` and ``mori.run-id``; a run's carries
 ``mori.run.status`` (``failed`` when any image failed, else ``pending`` when any is pending,

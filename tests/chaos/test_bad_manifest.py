@@ -27,6 +27,7 @@ from PIL import Image
 
 from deployments.stack import static_files
 from mori.batch.manifest import MAX_FILE_BYTES, MAX_FILE_NAME_BYTES
+from mori.emulator import EmulatorConfig, EmulatorServer
 from mori.emulator.s3server import s3_client
 
 from .helpers import (
@@ -321,7 +322,15 @@ WHOLE_MANIFEST: dict[str, tuple[Setup, str]] = {
 def test_whole_manifest_problems_end_the_cli_run_with_one_line(
     prefect: str, tmp_path: Path
 ) -> None:
-    env = child_env(prefect, {"MORI_API_KEY": "sk-live-SECRET123", "MORI_API_URL": "http://x"})
+    # ``run`` checks MORI before it reads the manifest: a reachable emulator passes the check
+    mori = EmulatorServer(EmulatorConfig(api_keys=frozenset({"sk-live-SECRET123"})))
+    with mori:
+        env = child_env(prefect, {"MORI_API_KEY": "sk-live-SECRET123", "MORI_API_URL": mori.url})
+        _run_bad_manifests(env, tmp_path)
+        assert mori.stats()["orders_created"] == 0
+
+
+def _run_bad_manifests(env: dict[str, str], tmp_path: Path) -> None:
     started = {}
     for name, (setup, code) in WHOLE_MANIFEST.items():
         folder = tmp_path / name.replace(" ", "-").replace(",", "")

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from deployments.stack import static_files
+from mori.emulator import EmulatorConfig, EmulatorServer
 
 from .helpers import API_KEY, ChaosStack, child_env, cli, make_corpus, write_csv
 
@@ -211,7 +212,6 @@ def test_credentials_of_a_refused_url_row_are_not_echoed(
     from flows.protect import protect
 
     monkeypatch.setenv("MORI_API_KEY", API_KEY)
-    monkeypatch.setenv("MORI_API_URL", "http://127.0.0.1:9")  # never called: no valid row
     password, token = "pw-hunter2-XYZ", "tok-SECRET-987"
     manifest = write_csv(
         tmp_path / "manifest.csv",
@@ -220,7 +220,11 @@ def test_credentials_of_a_refused_url_row_are_not_echoed(
             {"source": f"https://{token}@cdn.example.com/b.jpg"},
         ],
     )
-    summary = protect(manifest=str(manifest))
+    # MORI answers the run's preflight, and is sent nothing else: no row is valid
+    with EmulatorServer(EmulatorConfig(api_keys=frozenset({API_KEY}))) as mori:
+        monkeypatch.setenv("MORI_API_URL", mori.url)
+        summary = protect(manifest=str(manifest))
+        assert mori.stats()["orders_created"] == 0
     assert summary.failures == {"URL_HAS_CREDENTIALS": 2}
     written = [*files_under(tmp_path / "audit"), *files_under(tmp_path / "output")]
     haystacks = [*written, *prefect_records([summary.run_id])]
