@@ -68,8 +68,10 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         return first_problem(exc)
     if (url := _unreachable_prefect(exc)) is not None:
+        from mori.client import redact_url
+
         return (
-            f"cannot reach the Prefect API at {url}: check PREFECT_API_URL "
+            f"cannot reach the Prefect API at {redact_url(url)}: check PREFECT_API_URL "
             "(is `prefect server start` running?)"
         )
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
@@ -158,5 +160,6 @@ def quiet_prefect_console(enabled: bool = True) -> Iterator[None]:
 
 
 def _set_levels(handlers: Sequence[logging.Handler], level: int) -> None:
+    """Set every handler's level."""
     for handler in handlers:
         handler.setLevel(level)

@@ -76,6 +76,7 @@ settings = MoriCredentials.load("default").settings(Settings())
     @field_validator("api_url")
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
+        """``https://host/`` and ``https://host`` are one URL."""
         return value.rstrip("/") if value else value
 
     @property
@@ -123,4 +124,5 @@ settings = MoriCredentials.load("default").settings(Settings())
 
 
 def _plain(value: object) -> object:
+    """A secret's plain text; any other value as it is."""
     return value.get_secret_value() if isinstance(value, SecretStr) else value
