@@ -25,7 +25,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from mori.batch.rows import ImageRow, OrderRow
+from mori.batch.audit import ImageRow, OrderRow
 from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
 from tasks.audit import write_audit

@@ -22,6 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.reporting import publish_run_artifacts
 from mori.batch import parameters as P
+from mori.batch.audit import ImageRow, OrderRow, RunRow
 from mori.batch.ledger import now_iso
 from mori.batch.manifest import ManifestError
 from mori.batch.orders import OrderResult
@@ -33,7 +34,6 @@ from mori.batch.outcomes import (
     summarise,
 )
 from mori.batch.parameters import MAX_CONCURRENT_ORDERS
-from mori.batch.rows import ImageRow, OrderRow, RunRow
 from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
 from mori.client import MoriClient

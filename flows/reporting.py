@@ -11,8 +11,8 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
+from mori.batch.audit import ImageRow, ImageStatus
 from mori.batch.outcomes import RunSummary
-from mori.batch.rows import ImageRow, ImageStatus
 
 MAX_FAILURE_ROWS = 200
 _FAILURE_COLUMNS = ("row_index", "source", "id", "status", "error_code", "error_message")
