@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 from mori.client import MoriClient
-from mori.ratelimit import RateLimiter
 from mori.settings import Settings
 
 #: The environment variable naming the GCL to use (``mori-api`` after ``bootstrap``); the
@@ -66,13 +65,9 @@ def client_for(settings: Settings, **kwargs: Any) -> MoriClient:
     """A MORI client configured by ``settings``, whose rate limiter is the shared GCL when
     ``settings.global_rate_limit`` names one, else the in-process limiter of
     ``settings.rate_limit_rpm`` (one process's budget)."""
-    if "rate_limiter" not in kwargs:
-        if settings.global_rate_limit:
-            kwargs["rate_limiter"] = GlobalRateLimit(settings.global_rate_limit)
-        elif settings.rpm:
-            kwargs["rate_limiter"] = RateLimiter(settings.rpm)
-    kwargs.setdefault("timeout", settings.timeout_seconds)
-    return MoriClient(settings.api_url, Settings.secret(settings.api_key), **kwargs)
+    if settings.global_rate_limit and "rate_limiter" not in kwargs:
+        kwargs["rate_limiter"] = GlobalRateLimit(settings.global_rate_limit)
+    return MoriClient.from_settings(settings, **kwargs)
 
 
 def gcl_settings(rpm: int, burst_seconds: float = 6.0) -> tuple[int, float]:
