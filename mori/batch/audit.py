@@ -170,7 +170,6 @@ class RunRow:
 
 AuditRow = ImageRow | OrderRow | RunRow
 AuditRowT = TypeVar("AuditRowT", ImageRow, OrderRow, RunRow)
-ROW_TYPES: dict[str, type[AuditRow]] = {cls.TABLE: cls for cls in (ImageRow, OrderRow, RunRow)}
 
 
 def from_record(row_type: type[AuditRowT], record: Mapping[str, Any]) -> AuditRowT:
