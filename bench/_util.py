@@ -129,11 +129,6 @@ def children_cpu(exclude: Iterable[int] = ()) -> dict[int, float]:
     return {pid: cpu_seconds(pid) for pid in descendants() if pid not in skip}
 
 
-def peak_rss_mib() -> float:
-    """This process's peak resident memory, MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 

@@ -2,9 +2,10 @@
 
 ``with LocalStack(workdir) as stack:`` starts all three on loopback ports, registers the
 receiver's URL with the emulator (which hands back the webhook secret), and points the usual
-environment variables at them (``MORI_API_URL``, ``MORI_API_KEY``, ``MORI_WEBHOOK_SECRET``,
-``AWS_ENDPOINT_URL`` and dummy AWS credentials), restoring the environment on exit. The demo,
-the end-to-end tests and the benchmarks all run on it.
+environment variables at them (``MORI_API_URL``, ``MORI_API_KEY``, ``MORI_API_GENERATION``,
+``MORI_WEBHOOK_SECRET``, ``AWS_ENDPOINT_URL`` and dummy AWS credentials), restoring the
+environment on exit. The demo, the end-to-end tests and the benchmarks all run on it, in
+either API generation.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from mori.emulator.config import EmulatorConfig
 from mori.emulator.s3server import LocalS3
 from mori.emulator.server import EmulatorServer
 from mori.serving import free_port
-from mori.settings import Settings
+from mori.settings import Generation, Settings
 from tasks.ratelimit import client_for
 
 API_KEY = "demo-key"
@@ -83,6 +84,10 @@ class LocalStack:
     webhooks: bool = True
     #: Orders with these names fail at the emulator (tests of failures and retries).
     fail_order_names: frozenset[str] = frozenset()
+    #: The MORI API generation both sides speak (default: ``MORI_API_GENERATION``'s).
+    generation: Generation | None = None
+    #: Further emulator settings (fault timings, clocks...), as :class:`EmulatorConfig` fields.
+    emulator_settings: dict[str, Any] = field(default_factory=dict)
     emulator: EmulatorServer | None = field(default=None, init=False)
     s3: LocalS3 | None = field(default=None, init=False)
     receiver_url: str | None = field(default=None, init=False)
@@ -99,8 +104,10 @@ class LocalStack:
 
     def _start(self) -> None:
         enter = self._stack.enter_context
+        generation = self.generation or Settings().api_generation
         self.s3 = enter(LocalS3())
         config = EmulatorConfig(
+            generation=generation,
             api_keys=frozenset({API_KEY}),
             rpm=self.rpm,
             processing_seconds=self.processing_seconds,
@@ -110,12 +117,14 @@ class LocalStack:
             fail_order_names=self.fail_order_names,
             s3_endpoint_url=self.s3.endpoint_url,
             first_order_id=int(time.time() * 1000),  # ids never repeat across restarts
+            **self.emulator_settings,
         )
         self.emulator = enter(EmulatorServer(config))
         enter(
             environment(
                 MORI_API_URL=self.emulator.url,
                 MORI_API_KEY=API_KEY,
+                MORI_API_GENERATION=generation,
                 AWS_ENDPOINT_URL=self.s3.endpoint_url,
                 AWS_ACCESS_KEY_ID="testing",
                 AWS_SECRET_ACCESS_KEY="testing",

@@ -26,7 +26,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from mori.batch import parameters as P
-from mori.batch.rows import ImageRow, OrderRow
+from mori.batch.audit import ImageRow, OrderRow
 from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
 from tasks.audit import write_audit

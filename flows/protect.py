@@ -24,6 +24,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.reporting import publish_run_artifacts
 from mori.batch import parameters as P
+from mori.batch.audit import ImageRow, OrderRow, RunRow
 from mori.batch.ledger import now_iso
 from mori.batch.manifest import ManifestError
 from mori.batch.orders import OrderResult
@@ -37,7 +38,6 @@ from mori.batch.outcomes import (
 from mori.batch.parameters import MAX_CONCURRENT_ORDERS
 from mori.batch.plan import Triage
 from mori.batch.progress import RunProgress
-from mori.batch.rows import ImageRow, OrderRow, RunRow
 from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
 from mori.client import MoriClient

@@ -25,9 +25,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from mori.batch import parameters as P
+from mori.batch.audit import ImageRow, OrderRow
 from mori.batch.ledger import Ledger, OrderRecord
 from mori.batch.orders import OrderResult
-from mori.batch.rows import ImageRow, OrderRow
 from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
 from mori.client import MoriClient

@@ -11,8 +11,9 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
+from mori.batch.audit import ImageRow, ImageStatus
 from mori.batch.outcomes import RunSummary
-from mori.batch.rows import ImageRow, ImageStatus
+from mori.report import csv_safe
 
 MAX_FAILURE_ROWS = 200
 _FAILURE_COLUMNS = ("row_index", "source", "id", "status", "error_code", "error_message")
@@ -68,9 +69,5 @@ def publish_run_artifacts(summary: RunSummary, rows: Sequence[ImageRow]) -> None
 
 
 def _cell(value: Any) -> Any:
-    """Keep table cells short and formula-safe (a leading = + - @ is neutralised)."""
-    if isinstance(value, str):
-        value = value[:300]
-        if value[:1] in ("=", "+", "-", "@"):
-            value = "'" + value
-    return value
+    """A table cell: at most 300 characters, safe from spreadsheet formulas."""
+    return csv_safe(value[:300] if isinstance(value, str) else value)

@@ -8,8 +8,7 @@ from datetime import date
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mori.batch.audit import write_table
-from mori.batch.rows import AuditRow
+from mori.batch.audit import AuditRow, write_table
 from mori.batch.storage import Storage
 
 #: A run's rows per table, by row type (a table with no rows is still written, empty).

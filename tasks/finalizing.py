@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from mori.batch.audit import ImageRow, ImageStatus, OrderRow
 from mori.batch.ledger import TERMINAL, ImageRecord, Ledger, OrderRecord, now_iso
 from mori.batch.ledger.target import parse_target
 from mori.batch.orders import OrderResult
 from mori.batch.outcomes import image_rows, order_rows, slot_row
-from mori.batch.rows import ImageRow, ImageStatus, OrderRow
 from mori.batch.runtime import RunConfig
 
 

@@ -62,10 +62,10 @@ class GlobalRateLimit:
 
 
 def client_for(settings: Settings, **kwargs: Any) -> MoriClient:
-    """A MORI client configured by ``settings`` (URL, key or email and password, generation,
-    timeout), whose rate limiter is the shared GCL when ``settings.global_rate_limit`` names
-    one, else the in-process limiter of ``settings.rate_limit_rpm`` (one process's budget)."""
-    if "rate_limiter" not in kwargs and settings.global_rate_limit:
+    """A MORI client configured by ``settings``, whose rate limiter is the shared GCL when
+    ``settings.global_rate_limit`` names one, else the in-process limiter of
+    ``settings.rate_limit_rpm`` (one process's budget)."""
+    if settings.global_rate_limit and "rate_limiter" not in kwargs:
         kwargs["rate_limiter"] = GlobalRateLimit(settings.global_rate_limit)
     return MoriClient.from_settings(settings, **kwargs)
 

@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mori.batch.audit import ImageRow, ImageStatus, OrderRow, RunRow
 from mori.batch.ledger import ImageRecord, Ledger, OrderRecord, Slot, now_iso
 from mori.batch.manifest import Item, mask_url
 from mori.batch.orders import OrderResult
-from mori.batch.rows import ImageRow, ImageStatus, OrderRow, RunRow
 
 #: The hint every row that failed in an earlier run carries.
 RETRY_HINT = "retry_failed / --retry-failed sends it again"

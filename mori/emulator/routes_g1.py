@@ -14,8 +14,8 @@ from starlette.responses import Response
 
 from mori.emulator import validation
 from mori.emulator.orders import NewFile
-from mori.emulator.routing import Account, Emu, find, idempotent, new_order, reply
-from mori.models import ConfirmedOrder, WebhookInfo, WebhookSecret
+from mori.emulator.routing import Account, Emu, confirm, idempotent, new_order, reply
+from mori.models import WebhookInfo, WebhookSecret
 
 router = APIRouter(prefix="/api/v2")
 
@@ -50,15 +50,7 @@ async def create_url_order(request: Request, emulator: Emu, account: Account) ->
 @router.post("/orders/confirm")
 async def confirm_order(request: Request, emulator: Emu, account: Account) -> Response:
     """Start processing a pending order whose files are all uploaded."""
-
-    def confirm(body: Any) -> BaseModel:
-        spec = validation.confirm_request(body)
-        order = find(emulator, account, spec.order_id)
-        emulator.orders.confirm(order)
-        emulator.start_processing(order)
-        return ConfirmedOrder(order_id=order.order_id, status="inProgress")
-
-    return await idempotent(request, emulator, account, confirm)
+    return await confirm(request, emulator, account)
 
 
 @router.post("/webhook")

@@ -18,8 +18,7 @@ from mori.emulator import validation
 from mori.emulator.delivery import Registration
 from mori.emulator.orders import NewFile
 from mori.emulator.responses import ApiError
-from mori.emulator.routing import Account, Emu, find, idempotent, new_order, reply
-from mori.models import ConfirmedOrder
+from mori.emulator.routing import Account, Emu, confirm, idempotent, new_order, reply
 
 router = APIRouter(prefix="/api/v2")
 
@@ -42,15 +41,7 @@ async def create_order(request: Request, emulator: Emu, account: Account) -> Res
 @router.post("/orders/anti-ai/confirm")
 async def confirm_order(request: Request, emulator: Emu, account: Account) -> Response:
     """Start processing a pending order whose upload files are all uploaded."""
-
-    def confirm(body: Any) -> BaseModel:
-        spec = validation.confirm_request(body)
-        order = find(emulator, account, spec.order_id)
-        emulator.orders.confirm(order)
-        emulator.start_processing(order)
-        return ConfirmedOrder(order_id=order.order_id, status="inProgress")
-
-    return await idempotent(request, emulator, account, confirm)
+    return await confirm(request, emulator, account)
 
 
 @router.post("/orders/webhooks")

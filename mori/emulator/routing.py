@@ -15,6 +15,7 @@ from mori.emulator.core import Emulator
 from mori.emulator.guards import StoredResponse
 from mori.emulator.orders import NewFile, Order
 from mori.emulator.responses import ApiError, answer, dumps, json_response
+from mori.models import ConfirmedOrder
 
 IDEMPOTENCY_HEADER = "X-Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -141,3 +142,17 @@ def find(emulator: Emulator, account: str, order_id: str) -> Order:
     if order is None:
         raise ApiError(404, "ORDER_NOT_FOUND", f"order {order_id} not found")
     return order
+
+
+async def confirm(request: Request, emulator: Emulator, account: str) -> Response:
+    """Start processing a pending order whose upload files are all uploaded (both generations'
+    confirm routes; the idempotency key comes as each generation sends it)."""
+
+    def action(body: Any) -> BaseModel:
+        spec = validation.confirm_request(body)
+        order = find(emulator, account, spec.order_id)
+        emulator.orders.confirm(order)
+        emulator.start_processing(order)
+        return ConfirmedOrder(order_id=order.order_id, status="inProgress")
+
+    return await idempotent(request, emulator, account, action)

@@ -22,10 +22,13 @@ from mori.batch.audit import (
     RUNS_SCHEMA,
     SCHEMA_VERSION,
     SCHEMAS,
+    ImageRow,
+    OrderRow,
+    RunRow,
+    from_record,
     table_uri,
     write_table,
 )
-from mori.batch.rows import ImageRow, OrderRow, RunRow, from_record
 from mori.batch.storage import Storage
 
 RUN_DATE = date(2026, 2, 19)

@@ -88,3 +88,18 @@ def test_outputs_decode_match_dimensions_and_differ(demo: dict) -> None:
                 assert (row.width, row.height) == original.size
         assert out != src
         assert psnr(src, out) >= 35
+
+
+def test_the_same_demo_runs_against_the_current_api_generation(
+    prefect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """G3 routes, body idempotency keys, ``whsec_`` secrets and ``X-MoriBiz-Signature``
+    webhooks: nothing above the SDK changes."""
+    monkeypatch.setenv("MORI_API_GENERATION", "g3")
+    summary, stats = run_demo(tmp_path, 6, processing_seconds=0.2)
+    assert summary.count("processed") == 6, summary.counts
+    assert stats["duplicate_files"] == 0 and stats["files_processed"] == 6
+    assert stats["requests"].get("create", 0) >= 2
+    assert not any(name.startswith(("with_urls", "webhook_get")) for name in stats["requests"])
+    again, _ = run_demo(tmp_path, 6, processing_seconds=0.2)
+    assert again.count("skipped") == 6, again.counts

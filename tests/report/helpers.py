@@ -26,8 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mori.batch.audit import TS, write_table
-from mori.batch.rows import ImageRow, OrderRow, RunRow, from_record
+from mori.batch.audit import TS, ImageRow, OrderRow, RunRow, from_record, write_table
 from mori.batch.storage import Storage, join
 
 DAY1, DAY2, OLD_DAY = date(2026, 3, 1), date(2026, 3, 2), date(2026, 2, 27)
