@@ -71,9 +71,13 @@ class _Checker:
         self.within = min(timeout, PROBE_SECONDS)
         self.connect = min(self.within, CONNECT_SECONDS)
 
-    def fail(self, message: str, cause: errors.PreflightCause, fix: str) -> errors.PreflightError:
+    def fail(
+        self, message: str, cause: errors.PreflightCause, fix: str, *, passing: bool = False
+    ) -> errors.PreflightError:
         """A :class:`~mori.errors.PreflightError` about MORI at the configured URL."""
-        return errors.PreflightError(f"MORI at {self.where}: {message}", cause=cause, fix=fix)
+        return errors.PreflightError(
+            f"MORI at {self.where}: {message}", cause=cause, fix=fix, passing=passing
+        )
 
     def send(self, method: str, path: str, json: Any) -> tuple[httpx.Response, Any]:
         """One probe and its JSON body; network and sign-in failures as preflight errors."""
@@ -88,11 +92,12 @@ class _Checker:
         except errors.TransportError as exc:
             cause = _NETWORK_CAUSES.get(exc.reason, "unexpected")
             fix = _NETWORK_FIXES.get(cause, "check MORI_API_URL and the network")
-            raise self.fail(f"unreachable ({exc})", cause, fix) from None
+            passing = cause in ("timeout", "unexpected")  # a dropped or reset connection
+            raise self.fail(f"unreachable ({exc})", cause, fix, passing=passing) from None
         except errors.APIStatusError as exc:
             later = exc.status_code >= 500 or exc.status_code == 429
             fix = "try again later" if later else "check MORI_API_URL"
-            raise self.fail(str(exc), "unexpected", fix) from None
+            raise self.fail(str(exc), "unexpected", fix, passing=later) from None
         except errors.MoriError as exc:
             raise self.fail(str(exc), "unexpected", "check MORI_API_URL") from None
         return response, _parse.body_of(response)
@@ -108,10 +113,13 @@ class _Checker:
             raise self.fail(message, "forbidden", _credentials_fix(self.auth_mode) + " (its plan)")
         if status == 429:
             message = f"{route} answered 429: the plan's request budget is exhausted"
-            raise self.fail(message, "unexpected", "wait a minute, then try again")
+            raise self.fail(message, "unexpected", "wait a minute, then try again", passing=True)
         if status >= 500:
             raise self.fail(
-                f"{route} answered HTTP {status}", "unexpected", "try again later (MORI failed)"
+                f"{route} answered HTTP {status}",
+                "unexpected",
+                "try again later (MORI failed)",
+                passing=True,
             )
 
     def check_auth(self) -> None:

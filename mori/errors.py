@@ -196,11 +196,18 @@ class ConfigurationError(MoriError, ValueError):
 
 
 class PreflightError(MoriError):
-    """MORI cannot be used as configured: ``cause`` says what failed, ``fix`` what to change."""
+    """MORI cannot be used as configured: ``cause`` says what failed, ``fix`` what to change.
 
-    def __init__(self, message: str, *, cause: PreflightCause, fix: str) -> None:
+    ``passing`` is true when the probe met a fault a later attempt may not meet (a timeout, a
+    dropped connection, a 429 or a 5xx): the configuration itself may well be right.
+    """
+
+    def __init__(
+        self, message: str, *, cause: PreflightCause, fix: str, passing: bool = False
+    ) -> None:
         self.cause: PreflightCause = cause
         self.fix = fix
+        self.passing = passing
         super().__init__(f"{message} ({cause}): {fix}")
 
 

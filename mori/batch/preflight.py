@@ -10,17 +10,12 @@ made for those, so :func:`preflight` returns a warning line and the run goes on.
 
 from __future__ import annotations
 
-import re
-
 import httpx
 
 from mori import errors
 from mori.client import MoriClient, redact_url
 
 __all__ = ["PreflightFailed", "describe", "is_transient", "preflight"]
-
-#: How the SDK's preflight words a refused probe's passing status (429 or 5xx).
-_PASSING_STATUS = re.compile(r"answered (?:HTTP )?(?:429|5\d\d)\b")
 
 
 class PreflightFailed(Exception):
@@ -46,14 +41,7 @@ def preflight(client: MoriClient) -> str | None:
 
 def is_transient(exc: errors.PreflightError) -> bool:
     """A fault a later attempt may not meet: a timeout, a dropped connection, 429 or 5xx."""
-    if exc.cause == "timeout":
-        return True
-    if exc.cause != "unexpected":
-        return False
-    met = exc.__context__  # the SDK error the probe met, when it raised one
-    if isinstance(met, errors.MoriError):
-        return met.retryable
-    return _PASSING_STATUS.search(str(exc)) is not None
+    return exc.passing
 
 
 def describe(exc: errors.PreflightError, base_url: str, generation: str) -> str:

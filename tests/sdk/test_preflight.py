@@ -74,27 +74,32 @@ R = httpx.Response
 
 
 @pytest.mark.parametrize(
-    ("overrides", "cause", "fix"),
+    ("overrides", "cause", "fix", "passing"),
     [
-        ({"get": R(401, json={"code": "UNAUTHORIZED"})}, "unauthorized", "MORI_API_KEY"),
-        ({"get": R(403, json={"code": "FORBIDDEN"})}, "forbidden", "MORI_API_KEY"),
-        ({"confirm": ROUTE_UNKNOWN}, "wrong_generation", "MORI_API_GENERATION=g3"),
-        ({"confirm": R(405)}, "wrong_generation", "MORI_API_GENERATION=g3"),
-        ({"confirm": R(401)}, "unauthorized", "MORI_API_KEY"),
-        ({"get": R(404, text="<html>nope</html>")}, "unexpected", "MORI_API_URL"),
-        ({"get": R(503)}, "unexpected", "later"),
-        ({"get": R(429)}, "unexpected", "wait"),
-        ({"get": R(302)}, "unexpected", "MORI_API_URL"),
+        ({"get": R(401, json={"code": "UNAUTHORIZED"})}, "unauthorized", "MORI_API_KEY", False),
+        ({"get": R(403, json={"code": "FORBIDDEN"})}, "forbidden", "MORI_API_KEY", False),
+        ({"confirm": ROUTE_UNKNOWN}, "wrong_generation", "MORI_API_GENERATION=g3", False),
+        ({"confirm": R(405)}, "wrong_generation", "MORI_API_GENERATION=g3", False),
+        ({"confirm": R(401)}, "unauthorized", "MORI_API_KEY", False),
+        ({"get": R(404, text="<html>nope</html>")}, "unexpected", "MORI_API_URL", False),
+        ({"get": R(503)}, "unexpected", "later", True),
+        ({"get": R(429)}, "unexpected", "wait", True),
+        ({"get": R(302)}, "unexpected", "MORI_API_URL", False),
     ],
     ids=["401", "403", "g3-server", "405", "confirm-401", "not-mori", "503", "429", "redirect"],
 )
 def test_causes(
-    make_client: MakeClient, overrides: dict[str, httpx.Response], cause: str, fix: str
+    make_client: MakeClient,
+    overrides: dict[str, httpx.Response],
+    cause: str,
+    fix: str,
+    passing: bool,
 ) -> None:
     routes = mori(**overrides)
     with pytest.raises(errors.PreflightError) as info:
         make_client(routes, retry=RetryPolicy()).preflight()
     assert (info.value.cause, fix in info.value.fix) == (cause, True)
+    assert info.value.passing is passing  # a fault a later attempt may not meet
     assert len(routes.requests) <= 2  # one attempt each, no retries
     assert "SECRET" not in str(info.value)
 
@@ -106,16 +111,21 @@ def test_a_g3_client_on_a_g1_server(make_client: MakeClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("login", "cause", "fix"),
+    ("login", "cause", "fix", "passing"),
     [
-        (httpx.Response(401, json={"code": "INVALID_CREDENTIALS"}), "unauthorized", "MORI_EMAIL"),
-        (httpx.Response(200, json={"data": {}}), "unexpected", "MORI_API_URL"),
-        (httpx.Response(500), "unexpected", "later"),
+        (
+            httpx.Response(401, json={"code": "INVALID_CREDENTIALS"}),
+            "unauthorized",
+            "MORI_EMAIL",
+            False,
+        ),
+        (httpx.Response(200, json={"data": {}}), "unexpected", "MORI_API_URL", False),
+        (httpx.Response(500), "unexpected", "later", True),
     ],
     ids=["refused", "no-token", "500"],
 )
 def test_sign_in_failures(
-    make_client: MakeClient, login: httpx.Response, cause: str, fix: str
+    make_client: MakeClient, login: httpx.Response, cause: str, fix: str, passing: bool
 ) -> None:
     routes = mori(login=login)
     client = make_client(
@@ -124,6 +134,7 @@ def test_sign_in_failures(
     with pytest.raises(errors.PreflightError) as info:
         client.preflight()
     assert info.value.cause == cause and fix in info.value.fix
+    assert info.value.passing is passing
     assert [r.url.path for r in routes.requests] == ["/api/v2/auth/login"]
     assert "SECRET" not in str(info.value)
 
@@ -145,6 +156,16 @@ def test_a_transport_timeout(make_client: MakeClient) -> None:
     with pytest.raises(errors.PreflightError) as info:
         make_client(hang).preflight()
     assert info.value.cause == "timeout" and "MORI_API_URL" in info.value.fix
+    assert info.value.passing
+
+
+def test_a_dropped_connection_is_passing(make_client: MakeClient) -> None:
+    def drop(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+    with pytest.raises(errors.PreflightError) as info:
+        make_client(drop).preflight()
+    assert info.value.cause == "unexpected" and info.value.passing
 
 
 # -- the network, for real ---------------------------------------------------------------------
