@@ -22,6 +22,7 @@ from pathlib import Path
 from mori.batch.ledger._store import Row, Tx
 from mori.batch.ledger.ledger import Ledger, LedgerOptions
 from mori.batch.ledger.records import ORDER_FIELDS
+from mori.batch.ledger.target import parse_target
 
 __all__ = ["MigrationReport", "TableCopy", "TransferError", "migrate_ledger"]
 
@@ -176,8 +177,12 @@ def migrate_ledger(
     """Copy every table of the ledger at ``source`` into the one at ``target``, and verify.
 
     Opening either ledger brings its schema up to date. Raises :class:`TransferError` when the
-    target holds other content, or when the copy does not match the source.
+    source is a SQLite file that does not exist (nothing is created then), when the target
+    holds other content, or when the copy does not match the source.
     """
+    origin = parse_target(source)
+    if origin.path is not None and not origin.path.is_file():
+        raise TransferError(f"no ledger at {origin.describe()}: check --from")
     with Ledger(source, options=options) as src, Ledger(target, options=options) as dst:
         if src.location == dst.location:
             raise TransferError(f"source and target are the same ledger: {src.location}")

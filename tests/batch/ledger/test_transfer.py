@@ -120,6 +120,13 @@ def test_a_ledger_is_not_migrated_into_itself(source: str) -> None:
         migrate_ledger(source, source)
 
 
+def test_a_missing_source_is_refused_and_nothing_is_created(tmp_path: Path) -> None:
+    missing, target = tmp_path / "nope" / "ledger.sqlite", tmp_path / "target.sqlite"
+    with pytest.raises(TransferError, match="no ledger at"):
+        migrate_ledger(str(missing), str(target))
+    assert not missing.exists() and not target.exists()
+
+
 def test_the_cli_copies_verifies_and_says_what_next(
     source: str, postgres_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
