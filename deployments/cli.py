@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--images", type=int, default=40, help="sample images to make")
     demo.add_argument("--fresh", action="store_true", help="delete the work folder first")
 
-    run = sub.add_parser("run", help="protect a manifest against MORI_API_URL")
+    run = sub.add_parser("run", help="protect a manifest (or a folder) against MORI_API_URL")
     for option in cli_options(ProtectParameters):
         run.add_argument(option.flag, **option.kwargs)
 
@@ -76,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     receiver.add_arguments(rec)
     led = sub.add_parser("ledger", help="ledger maintenance: migrate SQLite to PostgreSQL")
     ledger_cli.add_arguments(led)
+    from deployments import plan_cli
+
+    plan = sub.add_parser("plan", help="a dry run: what a run would do and spend (nothing done)")
+    plan_cli.add_arguments(plan)
     return parser
 
 
@@ -116,11 +120,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not settings.has_credentials:
         print("error: set MORI_API_KEY (or MORI_EMAIL and MORI_PASSWORD)", file=sys.stderr)
         return 1
+    from mori.batch.listing import check_source, source_root
     from mori.batch.manifest import ManifestError, read_manifest
     from mori.batch.storage import Storage, absolute
 
     try:  # a whole-manifest problem: one line, before any Prefect run or server starts
-        read_manifest(absolute(params.manifest), Storage())
+        if params.manifest is not None:
+            read_manifest(absolute(params.manifest), Storage())
+        elif params.source is not None:
+            check_source(source_root(params.source), Storage())
     except ManifestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -175,6 +183,12 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from deployments.plan_cli import run
+
+    return run(args)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from flows.report import main_report
 
@@ -193,6 +207,7 @@ COMMANDS = {
     "report": cmd_report,
     "bootstrap": cmd_bootstrap,
     "ledger": cmd_ledger,
+    "plan": cmd_plan,
 }
 
 if __name__ == "__main__":

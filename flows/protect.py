@@ -20,8 +20,9 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.reporting import publish_run_artifacts
+from flows.reporting import failure_message, publish_plan, publish_run_artifacts
 from mori.batch import parameters as P
+from mori.batch.estimate import PlanGuard, PlanRefused, plan_rate
 from mori.batch.ledger import now_iso
 from mori.batch.manifest import ManifestError
 from mori.batch.orders import OrderResult
@@ -40,7 +41,7 @@ from mori.client import MoriClient
 from tasks._prefect import unwalked
 from tasks.audit import AuditTables, write_audit
 from tasks.credentials import load_settings
-from tasks.manifest import load_manifest
+from tasks.manifest import list_source, load_manifest
 from tasks.orders import process_order
 from tasks.planning import plan_run
 from tasks.ratelimit import client_for
@@ -49,7 +50,8 @@ D = P.DEFAULTS
 
 
 def _run_name() -> str:
-    manifest = str(flow_run.parameters.get("manifest", "manifest"))
+    given = flow_run.parameters
+    manifest = str(given.get("manifest") or given.get("source") or "manifest")
     return f"protect {manifest.rstrip('/').rsplit('/', 1)[-1]}"
 
 
@@ -60,7 +62,7 @@ def _run_name() -> str:
     log_prints=True,
 )
 def protect(
-    manifest: P.Manifest,
+    manifest: P.Manifest = None,
     output: P.Output = None,
     audit: P.Audit = None,
     order_size: P.OrderSize = D.order_size,
@@ -71,6 +73,11 @@ def protect(
     completion: P.CompletionMode = D.completion,
     allowed_private_hosts: P.AllowedPrivateHosts = D.allowed_private_hosts,
     retry_failed: P.RetryFailed = D.retry_failed,
+    source: P.Source = None,
+    include: P.Include = D.include,
+    exclude: P.Exclude = D.exclude,
+    modified_since: P.ModifiedSince = None,
+    max_new_images: P.MaxNewImages = D.max_new_images,
 ) -> RunSummary:
     """Protect every image of a manifest exactly once; write outputs and the audit tables."""
     params = P.ProtectParameters(**locals())  # exactly the parameters above, validated
@@ -80,14 +87,36 @@ def protect(
     settings = load_settings()
     config = RunConfig.for_protect(params, settings)
     storage = Storage()
-    items = load_manifest(config.manifest_uri, storage, config.validation())
+    items = (
+        load_manifest(config.manifest_uri, storage, config.validation())
+        if config.source is None
+        else list_source(config.source, storage, config.validation(), config.ledger)
+    )
     if isinstance(items, ManifestError):
-        log.error("%s", items)
-        return Failed(message=str(items))  # type: ignore[return-value]
+        log.error("%s", failure_message(items))
+        return Failed(message=failure_message(items))  # type: ignore[return-value]
     with Runtime(config, storage, client_for(settings)) as rt:
-        found, order_keys = plan_run(
-            unwalked(items), rt.ledger, config.order_size, config.output_uri, retry_failed
+        guard = PlanGuard(
+            items,
+            rt.ledger,
+            rate=plan_rate(settings),
+            usage=rt.client.account_usage(),
+            retry_failed=retry_failed,
+            max_new_images=config.max_new_images,
         )
+        planned = plan_run(
+            unwalked(items),
+            rt.ledger,
+            config.order_size,
+            config.output_uri,
+            retry_failed,
+            unwalked(guard),
+        )
+        publish_plan(guard.estimate)  # before the first order is created
+        if isinstance(planned, PlanRefused):
+            log.error("%s", planned.message)
+            return Failed(message=planned.message)  # type: ignore[return-value]
+        found, order_keys = planned
         log.info(
             "%d rows: %d new images and %d failed before, in %d orders to drive; %d bad rows",
             len(items),

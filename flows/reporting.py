@@ -1,4 +1,5 @@
-"""What a ``protect`` run shows in the Prefect UI: a summary, its failures and its audit files."""
+"""What a ``protect`` run shows in the Prefect UI: its plan, a summary, its failures and its audit
+files, and the one line a run that cannot start fails with."""
 
 from __future__ import annotations
 
@@ -11,10 +12,20 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
+from mori.batch.estimate import PlanEstimate, markdown
+from mori.batch.manifest import ManifestError
 from mori.batch.outcomes import RunSummary
 from mori.batch.rows import ImageRow, ImageStatus
 
 MAX_FAILURE_ROWS = 200
+#: How to fix what a run cannot start with, by error code (shown after the error itself).
+_FIXES = {
+    "MANIFEST_NOT_FOUND": "set the manifest parameter (a Custom run, or the deployment's default "
+    "in prefect.yaml) to a CSV, Parquet or JSONL file that exists: a path relative to the "
+    "checkout, an absolute path, or s3://bucket/key",
+    "SOURCE_NOT_FOUND": "set the source parameter (a Custom run, or the deployment's default in "
+    "prefect.yaml) to a folder that exists or to an s3:// prefix of a bucket that exists",
+}
 _FAILURE_COLUMNS = ("row_index", "source", "id", "status", "error_code", "error_message")
 
 
@@ -74,3 +85,18 @@ def _cell(value: Any) -> Any:
         if value[:1] in ("=", "+", "-", "@"):
             value = "'" + value
     return value
+
+
+def failure_message(error: ManifestError) -> str:
+    """The one line a run that cannot start fails with: the problem (naming the file) and, when
+    there is one, the fix."""
+    fix = _FIXES.get(error.code)
+    return " ".join((f"{error}; fix: {fix}" if fix else str(error)).split())
+
+
+def publish_plan(plan: PlanEstimate | None) -> None:
+    """The plan as a markdown artifact (``protect-plan``), before any order is created."""
+    if plan is not None:
+        create_markdown_artifact(
+            markdown(plan), key="protect-plan", description="What this run plans to do and spend"
+        )

@@ -20,7 +20,7 @@ def test_every_default_comes_from_defaults() -> None:
             call_default_factory=True
         ) == getattr(DEFAULTS, field.name), field.name
     required = {n for n, f in ProtectParameters.model_fields.items() if f.is_required()}
-    optional_without_default = {"output", "audit"}
+    optional_without_default = {"manifest", "source", "output", "audit", "modified_since"}
     assert set(ProtectParameters.model_fields) == (
         {f.name for f in dataclasses.fields(DEFAULTS)} | required | optional_without_default
     )
