@@ -24,11 +24,10 @@ MORI's smallest plan (60 per minute), and leaves out MORI's processing time.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from mori.batch.ledger import Ledger, OrderRecord
@@ -162,13 +161,13 @@ def estimate(
     )
     if usage is not None and usage.current_usage is not None:
         sent = result.images_to_send + unconfirmed
-        result = dataclasses.replace(
+        result = replace(
             result,
             usage_before=usage.current_usage,
             usage_after=usage.current_usage + sent,
             usage_limit=usage.usage_limit,
         )
-    return dataclasses.replace(result, refusal=refusal(result))
+    return replace(result, refusal=refusal(result))
 
 
 def refusal(plan: PlanEstimate) -> str | None:

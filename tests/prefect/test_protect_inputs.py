@@ -173,3 +173,5 @@ def test_a_local_folder_as_the_source_with_filters(
     assert protect(**params).counts == {"skipped": 5}
     assert reads == Counter()
     assert (folder / "output").is_dir() and (folder / "audit" / "ledger.sqlite").is_file()
+    nothing = protect(source=str(folder), include=["2031/*"], **FAST)  # nothing new tonight
+    assert (nothing.rows, nothing.counts) == (0, {})
