@@ -22,7 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.reporting import failure_message, publish_plan, publish_run_artifacts
 from mori.batch import parameters as P
-from mori.batch.estimate import PlanGuard, PlanRefused, plan_rate
+from mori.batch.estimate import PlanGuard, PlanRefused
 from mori.batch.ledger import now_iso
 from mori.batch.manifest import ManifestError
 from mori.batch.orders import OrderResult
@@ -96,14 +96,7 @@ def protect(
         log.error("%s", failure_message(items))
         return Failed(message=failure_message(items))  # type: ignore[return-value]
     with Runtime(config, storage, client_for(settings)) as rt:
-        guard = PlanGuard(
-            items,
-            rt.ledger,
-            rate=plan_rate(settings),
-            usage=rt.client.account_usage(),
-            retry_failed=retry_failed,
-            max_new_images=config.max_new_images,
-        )
+        guard = PlanGuard.for_run(items, rt, retry_failed)
         planned = plan_run(
             unwalked(items),
             rt.ledger,

@@ -28,13 +28,16 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mori.batch.ledger import Ledger, OrderRecord
 from mori.batch.manifest import Item
 from mori.batch.plan import PlannedOrder, Triage, triage_and_plan
 from mori.models import AccountUsage
 from mori.settings import Settings
+
+if TYPE_CHECKING:
+    from mori.batch.runtime import Runtime
 
 __all__ = [
     "CALLS_PER_ORDER",
@@ -219,6 +222,19 @@ class PlanGuard:
         self._retry_failed, self._max_new_images = retry_failed, max_new_images
         #: The estimate of the plan last approved or refused (``None`` before).
         self.estimate: PlanEstimate | None = None
+
+    @classmethod
+    def for_run(cls, items: Sequence[Item], rt: Runtime, retry_failed: bool) -> PlanGuard:
+        """The guard of a run: its ledger, its rate, ``max_new_images``, and the account's usage
+        when MORI reports it (signing in first, with email and password)."""
+        return cls(
+            items,
+            rt.ledger,
+            rate=plan_rate(rt.config.settings),
+            usage=rt.client.account_usage(),
+            retry_failed=retry_failed,
+            max_new_images=rt.config.max_new_images,
+        )
 
     def __call__(self, found: Triage, planned: list[PlannedOrder]) -> None:
         """Estimate the plan; raise :class:`PlanRefused` when the run must not go ahead."""
