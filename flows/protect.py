@@ -19,8 +19,14 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import ValidationError
 
-from flows.reporting import failure_message, publish_plan, publish_run_artifacts
+from flows.reporting import (
+    failure_message,
+    invalid_parameters,
+    publish_plan,
+    publish_run_artifacts,
+)
 from mori.batch import parameters as P
 from mori.batch.estimate import PlanGuard, PlanRefused
 from mori.batch.ledger import now_iso
@@ -80,7 +86,10 @@ def protect(
     max_new_images: P.MaxNewImages = D.max_new_images,
 ) -> RunSummary:
     """Protect every image of a manifest exactly once; write outputs and the audit tables."""
-    params = P.ProtectParameters(**locals())  # exactly the parameters above, validated
+    try:
+        params = P.ProtectParameters(**locals())  # exactly the parameters above, validated
+    except ValidationError as exc:  # together they can be wrong (a manifest and a source)
+        return Failed(message=invalid_parameters(exc))  # type: ignore[return-value]
     log = get_run_logger()
     started, started_at = time.monotonic(), now_iso()
     run_id = str(flow_run.id or uuid.uuid4())

@@ -11,6 +11,7 @@ from prefect.artifacts import (
     create_markdown_artifact,
     create_table_artifact,
 )
+from pydantic import ValidationError
 
 from mori.batch.estimate import PlanEstimate, markdown
 from mori.batch.manifest import ManifestError
@@ -92,6 +93,13 @@ def failure_message(error: ManifestError) -> str:
     there is one, the fix."""
     fix = _FIXES.get(error.code)
     return " ".join((f"{error}; fix: {fix}" if fix else str(error)).split())
+
+
+def invalid_parameters(error: ValidationError) -> str:
+    """The one line a run with parameters that do not go together fails with."""
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "parameters"
+    return " ".join(f"{where}: {first['msg']}".split())
 
 
 def publish_plan(plan: PlanEstimate | None) -> None:

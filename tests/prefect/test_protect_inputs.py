@@ -175,3 +175,14 @@ def test_a_local_folder_as_the_source_with_filters(
     assert (folder / "output").is_dir() and (folder / "audit" / "ledger.sqlite").is_file()
     nothing = protect(source=str(folder), include=["2031/*"], **FAST)  # nothing new tonight
     assert (nothing.rows, nothing.counts) == (0, {})
+
+
+def test_parameters_that_do_not_go_together_fail_in_one_line(prefect: str, examples: Path) -> None:
+    from flows.protect import protect
+
+    state = protect(
+        manifest=str(examples / "manifest.csv"), source=str(examples), return_state=True
+    )
+    assert state.is_failed()
+    assert state.message == "parameters: Value error, give exactly one of manifest and source"
+    assert not (examples / "audit").exists()
