@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -116,38 +117,53 @@ def gets() -> Iterator[Gets]:
         boto3.DEFAULT_SESSION = saved
 
 
+def keys_below(client: Any, bucket: str, prefix: str) -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+@pytest.mark.parametrize("count", [6, pytest.param(1_050, marks=pytest.mark.slow)])
 def test_an_s3_prefix_as_the_source(
-    prefect: str, examples: Path, stack: LocalStack, gets: Gets
+    prefect: str, examples: Path, stack: LocalStack, gets: Gets, count: int
 ) -> None:
     from flows.protect import protect
 
     assert stack.s3 is not None
     client = s3_client(stack.s3.endpoint_url)
     client.create_bucket(Bucket="uploads")
-    for i in range(6):
-        fmt = ("JPEG", "PNG", "WEBP")[i % 3]
-        key = f"incoming/{i % 2}/img-{i}.{fmt.lower()}"
-        client.put_object(Bucket="uploads", Key=key, Body=image_bytes(fmt, seed=i))
+    sources = {
+        f"s3://uploads/incoming/{i % 2}/img-{i:04d}.{fmt.lower()}": image_bytes(fmt, seed=i)
+        for i, fmt in (
+            (i, ("PNG", "BMP", "TIFF")[i % 3]) for i in range(count)
+        )  # lossless: all distinct
+    }
+    with ThreadPoolExecutor(16) as pool:
+        list(
+            pool.map(
+                lambda item: client.put_object(
+                    Bucket="uploads", Key=item[0].removeprefix("s3://uploads/"), Body=item[1]
+                ),
+                sources.items(),
+            )
+        )
     client.put_object(Bucket="uploads", Key="incoming/notes.txt", Body=b"not listed")
     audit = examples / "audit"
     source = "s3://uploads/incoming"
-    first = protect(source=source, audit=str(audit), **FAST)
-    assert first.counts == {"processed": 6}, first.counts
-    assert gets.counts["uploads"] == 12  # each object read to fingerprint it, and to upload it
-    outputs = client.list_objects_v2(Bucket="uploads", Prefix="incoming/output/")
-    assert outputs["KeyCount"] == 6  # the outputs default to <source>/output ...
+    first = protect(source=source, audit=str(audit), max_concurrent_orders=8, **FAST)
+    assert first.counts == {"processed": count}, (first.counts, first.failures)
+    assert gets.counts["uploads"] == 2 * count  # each object read to fingerprint and upload it
+    outputs = keys_below(client, "uploads", "incoming/output/")
+    assert len(outputs) == count  # the outputs default to <source>/output ...
 
     gets.counts.clear()
     again = protect(source=source, audit=str(audit), **FAST)
-    assert again.counts == {"skipped": 6}, again.counts  # ... which the listing leaves out
+    assert again.counts == {"skipped": count}, again.counts  # ... which the listing leaves out
     assert gets.counts["uploads"] == 0
-    assert stack.stats()["orders_created"] == 1
+    assert stack.stats()["orders_created"] == -(-count // 100)
 
     images = ds.dataset(audit / "images", partitioning="hive").to_table().to_pandas()
-    assert len(images) == 12 and set(images.manifest_uri) == {"s3://uploads/incoming/"}
-    assert set(images.source) == {
-        f"s3://uploads/incoming/{i % 2}/img-{i}.{('jpeg', 'png', 'webp')[i % 3]}" for i in range(6)
-    }
+    assert len(images) == 2 * count and set(images.manifest_uri) == {"s3://uploads/incoming/"}
+    assert set(images.source) == set(sources)
 
 
 def test_a_local_folder_as_the_source_with_filters(
