@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
 from mori.batch.parameters import ProtectParameters, cli_options
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(plan.as_dict(), sort_keys=False))
+        print(json.dumps(plan.as_dict()))
         return 0
     width = max(len(what) for what, _ in table(plan))
     for what, value in table(plan):
@@ -94,7 +93,7 @@ def _plan(args: argparse.Namespace) -> PlanEstimate:
 
     from deployments.cli import _first_problem
     from mori.batch.estimate import dry_run, plan_rate
-    from mori.batch.ledger import LedgerSchemaError, redact
+    from mori.batch.ledger import redact
     from mori.batch.manifest import ManifestError
     from mori.batch.runtime import RunConfig
     from mori.batch.storage import Storage
@@ -108,26 +107,31 @@ def _plan(args: argparse.Namespace) -> PlanEstimate:
         raise _Failure(_first_problem(exc)) from None
     config = RunConfig.for_protect(params, settings)
     location = args.ledger or config.ledger
+    try:
+        ledger = _existing_ledger(location)
+    except Exception as exc:  # a bad URL, a database out of reach or newer than this code
+        shown = f"{type(exc).__name__}: {redact(str(exc))}"
+        raise _Failure(f"ledger {redact(location)}: {shown}") from None
     storage = Storage()
     try:
-        with _existing_ledger(location) as ledger:
-            items = _items(config, storage, ledger)
-            return dry_run(
-                items,
-                ledger,
-                config.order_size,
-                rate=plan_rate(settings),
-                usage=_usage(settings),
-                retry_failed=params.retry_failed,
-                max_new_images=config.max_new_images,
-            )
+        items = _items(config, storage, ledger)
+        return dry_run(
+            items,
+            ledger,
+            config.order_size,
+            rate=plan_rate(settings),
+            usage=_usage(settings),
+            retry_failed=params.retry_failed,
+            max_new_images=config.max_new_images,
+        )
     except ManifestError as exc:
         raise _Failure(str(exc)) from None
-    except (LedgerSchemaError, ValueError, OSError) as exc:
-        raise _Failure(f"ledger {redact(location)}: {redact(str(exc))}") from None
+    finally:
+        if ledger is not None:
+            ledger.close()
 
 
-def _existing_ledger(location: str) -> AbstractContextManager[Ledger | None]:
+def _existing_ledger(location: str) -> Ledger | None:
     """The ledger at ``location`` when it exists (``None`` for a SQLite file no run made yet:
     it is not created). Opening one brings its schema up to date, as every command does."""
     from mori.batch.ledger import open_ledger
@@ -135,7 +139,7 @@ def _existing_ledger(location: str) -> AbstractContextManager[Ledger | None]:
 
     target = parse_target(location)
     if target.path is not None and not target.path.exists():
-        return nullcontext(None)
+        return None
     return open_ledger(location)
 
 

@@ -99,10 +99,10 @@ def check_source(uri: str, storage: Storage) -> None:
     listed: a local folder that exists, or a prefix of a bucket that exists (one request)."""
     if is_s3(uri):
         bucket, prefix = split_s3(uri)
-        pages = storage.s3.get_paginator("list_objects_v2").paginate(
+        first = storage.s3.get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix=prefix, PaginationConfig={"MaxItems": 1, "PageSize": 1}
         )
-        for _ in _s3_pages(pages, uri):
+        for _ in _s3_pages(first, uri):
             break
     else:
         _check_folder(uri)

@@ -131,12 +131,13 @@ def test_an_s3_prefix_as_the_source(
     assert stack.s3 is not None
     client = s3_client(stack.s3.endpoint_url)
     client.create_bucket(Bucket="uploads")
-    sources = {
-        f"s3://uploads/incoming/{i % 2}/img-{i:04d}.{fmt.lower()}": image_bytes(fmt, seed=i)
-        for i, fmt in (
-            (i, ("PNG", "BMP", "TIFF")[i % 3]) for i in range(count)
-        )  # lossless: all distinct
-    }
+    formats = ("PNG", "BMP", "TIFF")  # lossless: the images' bytes all differ
+    sources: dict[str, bytes] = {}
+    for i in range(count):
+        fmt = formats[i % 3]
+        sources[f"s3://uploads/incoming/{i % 2}/img-{i:04d}.{fmt.lower()}"] = image_bytes(
+            fmt, seed=i
+        )
     with ThreadPoolExecutor(16) as pool:
         list(
             pool.map(
