@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--images", type=int, default=40, help="sample images to make")
     demo.add_argument("--fresh", action="store_true", help="delete the work folder first")
 
-    run = sub.add_parser("run", help="protect a manifest against MORI_API_URL")
+    run = sub.add_parser("run", help="protect a manifest (or a folder) against MORI_API_URL")
     for option in cli_options(ProtectParameters):
         run.add_argument(option.flag, **option.kwargs | _RUN_HELP.get(option.name, {}))
     run.add_argument("--quiet", action="store_true", help="print only the summary and errors")
@@ -87,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     receiver.add_arguments(rec)
     led = sub.add_parser("ledger", help="ledger maintenance: migrate SQLite to PostgreSQL")
     ledger_cli.add_arguments(led)
+    from deployments import plan_cli
+
+    plan = sub.add_parser("plan", help="a dry run: what a run would do and spend (nothing done)")
+    plan_cli.add_arguments(plan)
     return parser
 
 
@@ -124,11 +128,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     given["credentials"] = cli_block(args.credentials, env)
     params = ProtectParameters(**{k: v for k, v in given.items() if v is not None})
     check_mori(cli_settings(params.credentials, env))  # before anything is planned
+    from mori.batch.listing import check_source, source_root
     from mori.batch.manifest import read_manifest
     from mori.batch.storage import Storage, absolute
 
-    # a whole-manifest problem: one line, before any Prefect run or server starts
-    read_manifest(absolute(params.manifest), Storage())
+    # a whole-manifest (or source) problem: one line, before any Prefect run or server starts
+    if params.manifest is not None:
+        read_manifest(absolute(params.manifest), Storage())
+    elif params.source is not None:
+        check_source(source_root(params.source), Storage())
     from deployments.console import quiet_prefect_console
     from deployments.demo import print_summary
     from deployments.progress import RunDisplay
@@ -181,6 +189,12 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from deployments.plan_cli import run
+
+    return run(args)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from flows.report import main_report
 
@@ -199,6 +213,7 @@ COMMANDS = {
     "report": cmd_report,
     "bootstrap": cmd_bootstrap,
     "ledger": cmd_ledger,
+    "plan": cmd_plan,
 }
 
 if __name__ == "__main__":

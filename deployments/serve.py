@@ -41,7 +41,7 @@ DEFAULT_AUDIT = "data/nightly/audit"
 _USED = {"name", "entrypoint", "description", "tags", "parameters", "schedules"}
 _USED |= {"concurrency_limit", "work_pool"}
 #: Parameters naming a location, made absolute against the checkout.
-_LOCATIONS = ("manifest", "audit", "output")
+_LOCATIONS = ("manifest", "source", "audit", "output")
 
 
 def deployment_specs(path: Path = PREFECT_YAML) -> dict[str, dict[str, Any]]:

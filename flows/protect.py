@@ -1,9 +1,7 @@
 """The ``protect`` flow: a manifest in, protected images and audit tables out.
 
-Reads top to bottom: settings (environment, then the ``credentials`` block) -> preflight MORI
--> load the manifest -> plan orders (recording intent) -> drive every order with bounded
-concurrency (one task run per order of ≤ 100 images) -> write the audit -> report. Orders and
-the finished run are also Prefect events (``tasks/events.py``) for automations.
+Reads top to bottom: load the manifest -> plan orders (recording intent) -> drive every order
+with bounded concurrency (one task run per order of ≤ 100 images) -> write the audit -> report.
 """
 
 from __future__ import annotations
@@ -21,10 +19,17 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import ValidationError
 
-from flows.reporting import publish_run_artifacts
+from flows.reporting import (
+    failure_message,
+    invalid_parameters,
+    publish_plan,
+    publish_run_artifacts,
+)
 from mori.batch import parameters as P
 from mori.batch.audit import ImageRow, OrderRow, RunRow
+from mori.batch.estimate import PlanGuard, PlanRefused
 from mori.batch.ledger import now_iso
 from mori.batch.manifest import ManifestError
 from mori.batch.orders import OrderResult
@@ -44,7 +49,7 @@ from mori.client import MoriClient
 from tasks._prefect import unwalked
 from tasks.audit import AuditTables, write_audit
 from tasks.events import RunEvents
-from tasks.manifest import load_manifest
+from tasks.manifest import list_source, load_manifest
 from tasks.orders import process_order
 from tasks.planning import plan_run
 from tasks.preflight import CredentialsError, PreflightFailed, checked_client
@@ -53,7 +58,8 @@ D = P.DEFAULTS
 
 
 def _run_name() -> str:
-    manifest = str(flow_run.parameters.get("manifest", "manifest"))
+    given = flow_run.parameters
+    manifest = str(given.get("manifest") or given.get("source") or "manifest")
     return f"protect {manifest.rstrip('/').rsplit('/', 1)[-1]}"
 
 
@@ -64,7 +70,7 @@ def _run_name() -> str:
     log_prints=True,
 )
 def protect(
-    manifest: P.Manifest,
+    manifest: P.Manifest = None,
     output: P.Output = None,
     audit: P.Audit = None,
     order_size: P.OrderSize = D.order_size,
@@ -75,10 +81,18 @@ def protect(
     completion: P.CompletionMode = D.completion,
     allowed_private_hosts: P.AllowedPrivateHosts = D.allowed_private_hosts,
     retry_failed: P.RetryFailed = D.retry_failed,
+    source: P.Source = None,
+    include: P.Include = D.include,
+    exclude: P.Exclude = D.exclude,
+    modified_since: P.ModifiedSince = None,
+    max_new_images: P.MaxNewImages = D.max_new_images,
     credentials: P.Credentials = D.credentials,
 ) -> RunSummary:
     """Protect every image of a manifest exactly once; write outputs and the audit tables."""
-    params = P.ProtectParameters(**locals())  # exactly the parameters above, validated
+    try:
+        params = P.ProtectParameters(**locals())  # exactly the parameters above, validated
+    except ValidationError as exc:  # together they can be wrong (a manifest and a source)
+        return Failed(message=invalid_parameters(exc))  # type: ignore[return-value]
     log = get_run_logger()
     started, started_at = time.monotonic(), now_iso()
     run_id = str(flow_run.id or uuid.uuid4())
@@ -90,19 +104,34 @@ def protect(
     config = RunConfig.for_protect(params, settings)
     storage = Storage()
     try:
-        items = load_manifest(config.manifest_uri, storage, config.validation())
+        items = (
+            load_manifest(config.manifest_uri, storage, config.validation())
+            if config.source is None
+            else list_source(config.source, storage, config.validation(), config.ledger)
+        )
     except BaseException:
         client.close()
         raise
     if isinstance(items, ManifestError):
         client.close()
-        log.error("%s", items)
-        return Failed(message=str(items))  # type: ignore[return-value]
+        log.error("%s", failure_message(items))
+        return Failed(message=failure_message(items))  # type: ignore[return-value]
     events = RunEvents(run_id)
     with Runtime(config, storage, client, observer=events.order) as rt:
-        found, order_keys = plan_run(
-            unwalked(items), rt.ledger, config.order_size, config.output_uri, retry_failed
+        guard = PlanGuard.for_run(items, rt, retry_failed)
+        planned = plan_run(
+            unwalked(items),
+            rt.ledger,
+            config.order_size,
+            config.output_uri,
+            retry_failed,
+            unwalked(guard),
         )
+        publish_plan(guard.estimate)  # before the first order is created
+        if isinstance(planned, PlanRefused):
+            log.error("%s", planned.message)
+            return Failed(message=planned.message)  # type: ignore[return-value]
+        found, order_keys = planned
         events.planned(len(order_keys), _images_to_drive(found, rt))
         log.info(
             "%d rows: %d new images and %d failed before, in %d orders to drive; %d bad rows",

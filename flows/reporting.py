@@ -1,4 +1,5 @@
-"""What a ``protect`` run shows in the Prefect UI: a summary, its failures and its audit files."""
+"""What a ``protect`` run shows in the Prefect UI: its plan, a summary, its failures and its audit
+files, and the one line a run that cannot start fails with."""
 
 from __future__ import annotations
 
@@ -10,12 +11,23 @@ from prefect.artifacts import (
     create_markdown_artifact,
     create_table_artifact,
 )
+from pydantic import ValidationError
 
 from mori.batch.audit import ImageRow, ImageStatus
+from mori.batch.estimate import PlanEstimate, markdown
+from mori.batch.manifest import ManifestError
 from mori.batch.outcomes import RunSummary
 from mori.report import csv_safe
 
 MAX_FAILURE_ROWS = 200
+#: How to fix what a run cannot start with, by error code (shown after the error itself).
+_FIXES = {
+    "MANIFEST_NOT_FOUND": "set the manifest parameter (a Custom run, or the deployment's default "
+    "in prefect.yaml) to a CSV, Parquet or JSONL file that exists: a path relative to the "
+    "checkout, an absolute path, or s3://bucket/key",
+    "SOURCE_NOT_FOUND": "set the source parameter (a Custom run, or the deployment's default in "
+    "prefect.yaml) to a folder that exists or to an s3:// prefix of a bucket that exists",
+}
 _FAILURE_COLUMNS = ("row_index", "source", "id", "status", "error_code", "error_message")
 
 
@@ -71,3 +83,25 @@ def publish_run_artifacts(summary: RunSummary, rows: Sequence[ImageRow]) -> None
 def _cell(value: Any) -> Any:
     """A table cell: at most 300 characters, safe from spreadsheet formulas."""
     return csv_safe(value[:300] if isinstance(value, str) else value)
+
+
+def failure_message(error: ManifestError) -> str:
+    """The one line a run that cannot start fails with: the problem (naming the file) and, when
+    there is one, the fix."""
+    fix = _FIXES.get(error.code)
+    return " ".join((f"{error}; fix: {fix}" if fix else str(error)).split())
+
+
+def invalid_parameters(error: ValidationError) -> str:
+    """The one line a run with parameters that do not go together fails with."""
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "parameters"
+    return " ".join(f"{where}: {first['msg']}".split())
+
+
+def publish_plan(plan: PlanEstimate | None) -> None:
+    """The plan as a markdown artifact (``protect-plan``), before any order is created."""
+    if plan is not None:
+        create_markdown_artifact(
+            markdown(plan), key="protect-plan", description="What this run plans to do and spend"
+        )

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, get_args, get_origin
+from datetime import datetime
+from typing import Annotated, Any, Literal, Self, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "DEFAULTS",
@@ -31,7 +32,11 @@ MAX_CONCURRENT_ORDERS = 32
 Completion = Literal["auto", "webhook", "poll"]
 
 Manifest = Annotated[
-    str, Field(min_length=1, description="Manifest (CSV, Parquet or JSONL): local path or s3://")
+    str | None,
+    Field(
+        min_length=1,
+        description="Manifest (CSV, Parquet or JSONL): local path or s3:// (or set source)",
+    ),
 ]
 Output = Annotated[str | None, Field(description="Outputs (default <manifest folder>/output)")]
 Audit = Annotated[
@@ -74,6 +79,36 @@ AllowedPrivateHosts = Annotated[
 RetryFailed = Annotated[
     bool, Field(description="Send images that failed for good in earlier runs again")
 ]
+Source = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        description="A folder or s3://bucket/prefix/ whose images are the manifest "
+        "(instead of manifest)",
+    ),
+]
+Include = Annotated[
+    list[str],
+    Field(
+        max_length=64,
+        description="With source: only paths below it matching a glob (* crosses folders; "
+        "default: every file with an image extension)",
+    ),
+]
+Exclude = Annotated[
+    list[str], Field(max_length=64, description="With source: leave out paths matching a glob")
+]
+ModifiedSince = Annotated[
+    datetime | None,
+    Field(description="With source: only objects modified at or after this time (ISO 8601)"),
+]
+MaxNewImages = Annotated[
+    int,
+    Field(
+        ge=0,
+        description="Refuse a run that would send more images to MORI than this; 0 = no limit",
+    ),
+]
 Credentials = Annotated[
     str,
     Field(
@@ -98,6 +133,9 @@ class Defaults:
     completion: Completion = "auto"
     allowed_private_hosts: list[str] = field(default_factory=list)
     retry_failed: bool = False
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    max_new_images: int = 100_000
     credentials: str = "default"
 
 
@@ -109,7 +147,7 @@ class ProtectParameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    manifest: Manifest
+    manifest: Manifest = None
     output: Output = None
     audit: Audit = None
     order_size: OrderSize = DEFAULTS.order_size
@@ -120,7 +158,21 @@ class ProtectParameters(BaseModel):
     completion: CompletionMode = DEFAULTS.completion
     allowed_private_hosts: AllowedPrivateHosts = Field(default_factory=list)
     retry_failed: RetryFailed = DEFAULTS.retry_failed
+    source: Source = None
+    include: Include = Field(default_factory=list)
+    exclude: Exclude = Field(default_factory=list)
+    modified_since: ModifiedSince = None
+    max_new_images: MaxNewImages = DEFAULTS.max_new_images
     credentials: Credentials = DEFAULTS.credentials
+
+    @model_validator(mode="after")
+    def _one_input(self) -> Self:
+        """Exactly one of ``manifest`` and ``source``; the listing filters only with a source."""
+        if (self.manifest is None) == (self.source is None):
+            raise ValueError("give exactly one of manifest and source")
+        if self.source is None and (self.include or self.exclude or self.modified_since):
+            raise ValueError("include, exclude and modified_since need a source")
+        return self
 
 
 # -- the command line ----------------------------------------------------------------------------
@@ -132,7 +184,13 @@ _CLI_NAMES = {
     "webhook_grace_seconds": "--webhook-grace",
     "allowed_private_hosts": "--allow-private-url-host",
 }
-_METAVARS = {"allowed_private_hosts": "HOST[:PORT]", "credentials": "BLOCK"}
+_METAVARS = {
+    "allowed_private_hosts": "HOST[:PORT]",
+    "include": "GLOB",
+    "exclude": "GLOB",
+    "modified_since": "TIME",
+    "credentials": "BLOCK",
+}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ planned into new orders of a higher key generation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -92,12 +92,15 @@ class Triage:
     retried: list[Item] = field(default_factory=list)
 
 
-def triage(items: Sequence[Item], ledger: Ledger, retry_failed: bool = False) -> Triage:
+def triage(items: Sequence[Item], ledger: Ledger | None, retry_failed: bool = False) -> Triage:
     """Split valid rows into new images and images the ledger already holds.
 
     With ``retry_failed``, images the ledger holds as ``failed`` are not known but ``retried``.
+    ``ledger=None`` (no ledger exists yet: a dry run before any run) knows no image.
     """
     valid = [it for it in items if it.error_code is None and it.image_key]
+    if ledger is None:
+        return Triage(valid, [], {})
     known = ledger.images(it.image_key or "" for it in valid)
     new = [it for it in valid if it.image_key not in known] if known else valid
     retried: list[Item] = []
@@ -112,17 +115,49 @@ def triage(items: Sequence[Item], ledger: Ledger, retry_failed: bool = False) ->
     return Triage(new, resume, known, retried)
 
 
+def triage_and_plan(
+    items: Sequence[Item],
+    ledger: Ledger | None,
+    max_files: int = MAX_FILES_PER_ORDER,
+    retry_failed: bool = False,
+    *,
+    dry_run: bool = False,
+) -> tuple[Triage, list[PlannedOrder]]:
+    """:func:`triage`, then :func:`plan_orders` of the new images and of the retried ones.
+
+    The retried images' orders need a generation above every order that held them, which
+    :meth:`Ledger.reopen_failed` reserves (setting the images back to ``planned``). A
+    ``dry_run`` writes nothing: its retried orders are planned at generation 1, which gives
+    the same number of orders of the same images (only their keys may differ).
+    """
+    found = triage(items, ledger, retry_failed)
+    planned = plan_orders(found.new, max_files)
+    if found.retried:
+        keys_ = [it.image_key or "" for it in found.retried]
+        generation = 1 if dry_run or ledger is None else ledger.reopen_failed(keys_)
+        planned += plan_orders(found.retried, max_files, generation)
+    return found, planned
+
+
+#: Called with the triage and the planned orders before any intent is recorded; it raises to
+#: refuse the plan (nothing is recorded then).
+Approval = Callable[[Triage, list[PlannedOrder]], None]
+
+
 def plan_and_record(
     items: Sequence[Item],
     ledger: Ledger,
     max_files: int = MAX_FILES_PER_ORDER,
     output_uri: str | None = None,
     retry_failed: bool = False,
+    approve: Approval | None = None,
 ) -> tuple[Triage, list[PlannedOrder]]:
-    """:func:`triage`, :func:`plan_orders` and :func:`record_intent` as one step.
+    """:func:`triage_and_plan` and :func:`record_intent` as one step.
 
     ``retry_failed`` (an explicit choice, never a default) sends images that failed for good in
     earlier runs again, in new orders of a generation above every order that held them.
+    ``approve`` sees the plan before its intent is recorded, and may refuse it by raising:
+    then the transaction is rolled back and the ledger is as it was.
 
     It runs under the ledger's write lock, so no other run plans between our triage and our
     intent (two overlapping runs would both plan the same images otherwise), and with the
@@ -130,11 +165,9 @@ def plan_and_record(
     collector's passes over them cost a quarter of the time.
     """
     with ledger.exclusive(), bulk.gc_paused():
-        found = triage(items, ledger, retry_failed)
-        planned = plan_orders(found.new, max_files)
-        if found.retried:
-            keys_ = [it.image_key or "" for it in found.retried]
-            planned += plan_orders(found.retried, max_files, ledger.reopen_failed(keys_))
+        found, planned = triage_and_plan(items, ledger, max_files, retry_failed)
+        if approve is not None:
+            approve(found, planned)
         record_intent(planned, items, ledger, output_uri)  # durable before any order exists
     return found, planned
 

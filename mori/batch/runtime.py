@@ -14,6 +14,7 @@ from typing import Any
 
 from mori.batch.completion import CompletionWaiter
 from mori.batch.ledger import ledger_location, open_ledger
+from mori.batch.listing import SourceSpec, source_root
 from mori.batch.manifest import ValidationOptions
 from mori.batch.orders import OrderProcessor, OrderSettings
 from mori.batch.parameters import DEFAULTS, Completion, ProtectParameters
@@ -46,15 +47,34 @@ class RunConfig:
     #: Finish each order where the run that planned it writes (``finalize``, ``reconcile``).
     output_from_ledger: bool = False
 
+    #: A listed source instead of a manifest (``manifest_uri`` is then the source's URI).
+    source: SourceSpec | None = None
+    #: Most images a run may send to MORI (0: no limit).
+    max_new_images: int = DEFAULTS.max_new_images
+
     @classmethod
     def for_protect(cls, params: ProtectParameters, settings: Settings) -> RunConfig:
-        """A ``protect`` run's configuration: default output and audit beside the manifest."""
-        manifest_uri = absolute(params.manifest)
-        base = parent(manifest_uri)
+        """A ``protect`` run's configuration: default output and audit beside the manifest, or
+        inside the source folder (whose listing then leaves them out)."""
+        if params.source is not None:
+            manifest_uri = base = source_root(params.source)
+        else:
+            manifest_uri = absolute(params.manifest or "")
+            base = parent(manifest_uri)
         audit_uri = absolute(params.audit or join(base, "audit"))
+        output_uri = absolute(params.output or join(base, "output"))
+        source = None
+        if params.source is not None:
+            source = SourceSpec(
+                manifest_uri,
+                tuple(params.include),
+                tuple(params.exclude),
+                params.modified_since,
+                skip=(output_uri, audit_uri),
+            )
         return cls(
             manifest_uri=manifest_uri,
-            output_uri=absolute(params.output or join(base, "output")),
+            output_uri=output_uri,
             audit_uri=audit_uri,
             ledger=ledger_location(audit_uri, settings),
             settings=settings,
@@ -65,6 +85,8 @@ class RunConfig:
             webhook_grace=params.webhook_grace_seconds,
             completion=params.completion,
             allowed_private_hosts=frozenset(params.allowed_private_hosts),
+            source=source,
+            max_new_images=params.max_new_images,
         )
 
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+from datetime import UTC, datetime
 from typing import Any, get_type_hints
 
 import pytest
@@ -20,7 +21,7 @@ def test_every_default_comes_from_defaults() -> None:
             call_default_factory=True
         ) == getattr(DEFAULTS, field.name), field.name
     required = {n for n, f in ProtectParameters.model_fields.items() if f.is_required()}
-    optional_without_default = {"output", "audit"}
+    optional_without_default = {"manifest", "source", "output", "audit", "modified_since"}
     assert set(ProtectParameters.model_fields) == (
         {f.name for f in dataclasses.fields(DEFAULTS)} | required | optional_without_default
     )
@@ -106,3 +107,29 @@ def test_cli_rejects_a_bad_value_in_one_line(
     assert main(["run", "--manifest", "m.csv", "--order-size", "0"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: order-size:") and "\n" not in err
+
+
+def test_a_manifest_or_a_source_with_its_filters() -> None:
+    assert ProtectParameters(source="s3://bucket/uploads/").manifest is None
+    for given in ({}, {"manifest": "m.csv", "source": "photos"}):
+        with pytest.raises(ValidationError, match="exactly one of manifest and source"):
+            ProtectParameters(**given)
+    with pytest.raises(ValidationError, match="need a source"):
+        ProtectParameters(manifest="m.csv", exclude=["tmp/*"])
+    with pytest.raises(ValidationError):
+        ProtectParameters(manifest="m.csv", max_new_images=-1)
+    params = ProtectParameters(
+        **_parse(
+            [
+                "--source=photos",
+                "--include=2026/*",
+                "--include=*.png",
+                "--exclude=tmp/*",
+                "--modified-since=2026-01-02T03:04:05Z",
+                "--max-new-images=0",
+            ]
+        )
+    )
+    assert params.include == ["2026/*", "*.png"] and params.exclude == ["tmp/*"]
+    assert params.modified_since == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert params.max_new_images == 0

@@ -6,12 +6,14 @@ one ledger into another (SQLite to PostgreSQL, when a deployment grows past one 
 
 Layout: a store core (``_store``, ``_sqlite``, ``_postgres``, ``_retry``: connections,
 transactions, the planning lock, retries), versioned migrations (``schema``), repositories
-holding each concern's SQL (``orders``, ``images``, ``events``, and ``intent`` for the bulk
-path of planning), and the :class:`Ledger` facade the pipeline uses.
+holding each concern's SQL (``orders``, ``images``, ``events``, ``objects`` for what was read
+from the objects of a listed source, and ``intent`` for the bulk path of planning), and the
+:class:`Ledger` facade the pipeline uses.
 """
 
 from mori.batch.ledger._retry import RetryPolicy
 from mori.batch.ledger.ledger import Ledger, LedgerOptions, open_ledger
+from mori.batch.ledger.objects import SourceObject
 from mori.batch.ledger.records import (
     ORDER_STATUSES,
     TERMINAL,
@@ -40,6 +42,7 @@ __all__ = [
     "PlannedIntent",
     "RetryPolicy",
     "Slot",
+    "SourceObject",
     "TableCopy",
     "TransferError",
     "ledger_location",

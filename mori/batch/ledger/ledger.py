@@ -30,10 +30,12 @@ from typing import Any, Literal
 from mori.batch.ledger import events as events_repo
 from mori.batch.ledger import images as images_repo
 from mori.batch.ledger import intent
+from mori.batch.ledger import objects as objects_repo
 from mori.batch.ledger import orders as orders_repo
 from mori.batch.ledger._retry import RetryPolicy
 from mori.batch.ledger._sqlite import SqliteStore
 from mori.batch.ledger._store import Store, Tx
+from mori.batch.ledger.objects import SourceObject
 from mori.batch.ledger.records import (
     ORDER_FIELDS,
     EventRecord,
@@ -281,6 +283,18 @@ class Ledger:
             orders_repo.abandon(tx, old_key, new_key, at)
 
         self._store.write(work)
+
+    # -- objects of listed sources -------------------------------------------------------------
+
+    def source_objects(self, locations: Sequence[str]) -> dict[str, SourceObject]:
+        """What was read from each known location of ``locations`` (a listed source's objects)."""
+        return self._store.read(lambda tx: objects_repo.lookup(tx, list(locations)))
+
+    def remember_source_objects(self, objects: Iterable[SourceObject]) -> None:
+        """Record what was read from objects of a listed source (replacing older rows)."""
+        rows, at = list(objects), now_iso()
+        if rows:
+            self._store.write(lambda tx: objects_repo.remember(tx, rows, at))
 
     # -- webhook events ------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The ledger's tables, as numbered migrations per backend, applied when a ledger is opened.
 
 ``schema_migrations`` (version, applied_at) records which migrations a database has. Opening a
-ledger applies the missing ones in order, each in the transaction that records it, under a lock
+ledger applies every migration it does not record, in order (a missing version is applied even
+below the highest one recorded), each in the transaction that records it, under a lock
 held for the whole check-and-apply (SQLite: the write lock of ``BEGIN IMMEDIATE``; PostgreSQL:
 ``pg_advisory_xact_lock``), so two processes opening a fresh database at once apply each
 migration once. A SQLite ledger written before migrations were recorded has the tables but no
@@ -21,10 +22,19 @@ from dataclasses import dataclass
 from mori.batch.ledger._store import Dialect, Store, Tx
 from mori.batch.ledger.records import now_iso
 
-__all__ = ["DATA_TABLES", "MIGRATIONS", "LedgerSchemaError", "Migration", "migrate", "version"]
+__all__ = [
+    "DATA_TABLES",
+    "MIGRATIONS",
+    "SOURCE_OBJECTS_VERSION",
+    "LedgerSchemaError",
+    "Migration",
+    "applied_versions",
+    "migrate",
+    "version",
+]
 
 #: The tables that hold the ledger's content (``schema_migrations`` is each database's own).
-DATA_TABLES = ("orders", "order_images", "images", "webhook_events")
+DATA_TABLES = ("orders", "order_images", "images", "webhook_events", "source_objects")
 #: ``pg_advisory_xact_lock`` key held while migrations are checked and applied ("morimigr").
 MIGRATION_LOCK = 0x6D6F72696D696772
 
@@ -165,13 +175,40 @@ _POSTGRES_BASE = _statements(
     "CREATE INDEX events_by_order ON webhook_events(order_id)",
 )
 
+#: What was read from each object of a listed source (see :mod:`mori.batch.ledger.objects`).
+_SOURCE_OBJECTS = """CREATE TABLE IF NOT EXISTS source_objects (
+    location    TEXT{c} PRIMARY KEY,         -- the s3:// URI or the file's absolute path
+    size        BIGINT NOT NULL,
+    version     TEXT NOT NULL,              -- the S3 ETag, or the file's mtime in nanoseconds
+    fingerprint TEXT NOT NULL,              -- sha256:<hex> of the bytes read
+    width       INTEGER,
+    height      INTEGER,
+    format      TEXT,
+    seen_at     TEXT{c} NOT NULL
+)"""
+#: The version of the ``source_objects`` migration in both backends (a number of its own, apart
+#: from the sequence of the other migrations).
+SOURCE_OBJECTS_VERSION = 10
+
 #: Each backend's migrations, in order.
 MIGRATIONS: dict[Dialect, tuple[Migration, ...]] = {
     "sqlite": (
         Migration(1, "orders, order_images, images, webhook_events", _SQLITE_BASE),
         Migration(2, "orders.output_uri", _add_output_uri),
+        Migration(
+            SOURCE_OBJECTS_VERSION,
+            "source_objects",
+            _statements(_SOURCE_OBJECTS.format(c="")),
+        ),
     ),
-    "postgresql": (Migration(1, "orders, order_images, images, webhook_events", _POSTGRES_BASE),),
+    "postgresql": (
+        Migration(1, "orders, order_images, images, webhook_events", _POSTGRES_BASE),
+        Migration(
+            SOURCE_OBJECTS_VERSION,
+            "source_objects",
+            _statements(_SOURCE_OBJECTS.format(c=' COLLATE "C"')),
+        ),
+    ),
 }
 
 
@@ -188,21 +225,28 @@ def version(tx: Tx) -> int:
     return int(tx.value("SELECT coalesce(max(version), 0) FROM schema_migrations"))
 
 
+def applied_versions(tx: Tx) -> set[int]:
+    """The migrations the database records (none without ``schema_migrations``)."""
+    if not version(tx):
+        return set()
+    return {int(row[0]) for row in tx.rows("SELECT version FROM schema_migrations")}
+
+
 def migrate(store: Store) -> list[int]:
     """Apply the migrations ``store`` lacks; the versions applied (none when up to date)."""
     migrations = MIGRATIONS[store.dialect]
-    latest = migrations[-1].version
-    if _checked(store.read(version), latest) == latest:
+    if _checked(store.read(applied_versions), migrations) >= {m.version for m in migrations}:
         return []  # the common case: no lock taken
     return store.write(lambda tx: _apply(tx, migrations))
 
 
-def _checked(have: int, latest: int) -> int:
-    """``have``, unless the database is newer than this code."""
-    if have > latest:
+def _checked(have: set[int], migrations: Sequence[Migration]) -> set[int]:
+    """``have``, unless the database records a migration this code does not know."""
+    unknown = have - {m.version for m in migrations}
+    if unknown:
         raise LedgerSchemaError(
-            f"the ledger's schema is at version {have}, newer than this mori-pipeline knows"
-            f" ({latest}): upgrade mori-pipeline"
+            f"the ledger's schema is at version {max(unknown)}, newer than this mori-pipeline"
+            f" knows ({migrations[-1].version}): upgrade mori-pipeline"
         )
     return have
 
@@ -215,10 +259,10 @@ def _apply(tx: Tx, migrations: Sequence[Migration]) -> list[int]:
         "CREATE TABLE IF NOT EXISTS schema_migrations"
         " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
-    have = _checked(version(tx), migrations[-1].version)
+    have = _checked(applied_versions(tx), migrations)
     applied = []
     for migration in migrations:
-        if migration.version > have:
+        if migration.version not in have:
             migration.apply(tx)
             tx.execute(
                 "INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)",

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mori.batch.ledger._store import Row, Tx
 from mori.batch.ledger.ledger import Ledger, LedgerOptions
+from mori.batch.ledger.objects import SourceObject
 from mori.batch.ledger.records import ORDER_FIELDS
 from mori.batch.ledger.target import parse_target
 
@@ -78,6 +79,11 @@ _TABLES = (
         "webhook_events",
         ("event_id", "event_type", "order_id", "status", "payload", "received_at"),
         ("event_id",),
+    ),
+    _Table(
+        "source_objects",
+        (*SourceObject._fields, "seen_at"),
+        ("location",),
     ),
 )
 

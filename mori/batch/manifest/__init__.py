@@ -61,6 +61,7 @@ __all__ = [
     "check_url",
     "classify",
     "fingerprint",
+    "fingerprint_items",
     "image_keys",
     "inspect_image",
     "items_from_frame",
@@ -75,6 +76,13 @@ def load(uri: str, storage: Storage, options: ValidationOptions | None = None) -
     """Read, validate, fingerprint and key a manifest: one :class:`Item` per row."""
     options = options or ValidationOptions()
     items = validated_items(read_manifest(uri, storage), parent(uri), options)
+    fingerprint_items(items, storage, options)
+    assign_keys(items, options)
+    return items
+
+
+def fingerprint_items(items: list[Item], storage: Storage, options: ValidationOptions) -> None:
+    """Read and fingerprint every valid file and S3 row of ``items``, on a thread pool."""
     files = [it for it in items if it.error_code is None and it.kind == "file"]
     objects = [[it] for it in items if it.error_code is None and it.kind == "s3"]
     if files or objects:
@@ -85,5 +93,3 @@ def load(uri: str, storage: Storage, options: ValidationOptions | None = None) -
         with ThreadPoolExecutor(max_workers=options.threads) as pool:
             for _ in pool.map(lambda batch: fingerprint_all(batch, storage, options), batches):
                 pass
-    assign_keys(items, options)
-    return items

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from mori.batch.ledger import Ledger, LedgerSchemaError, Slot
-from mori.batch.ledger.schema import MIGRATIONS
+from mori.batch.ledger.schema import MIGRATIONS, SOURCE_OBJECTS_VERSION, Migration
 
 #: The SQLite schema of ledgers written before migrations were recorded (0.2: output_uri).
 LEGACY_SCHEMA = """
@@ -128,8 +128,8 @@ def test_a_ledger_written_before_migrations_is_brought_up_to_date(
             assert ledger.slots("k-old") == [Slot(0, "img-1", "a.jpg", "/d/a.jpg", 3, 4)]
             assert ledger.images(["img-1"])["img-1"].fingerprint == "fp-1"
             assert ledger.event_status("ord-7") == "complete"
-            assert ledger.schema_version() == 2
-        assert applied(path) == [1, 2]
+            assert ledger.schema_version() == MIGRATIONS["sqlite"][-1].version
+        assert applied(path) == [m.version for m in MIGRATIONS["sqlite"]]
     with Ledger(path) as ledger:
         ledger.plan("k-new", "upload", [Slot(0, "img-2", "b", "/b")], {"img-2": "fp-2"}, 0, "/o")
         assert ledger.order("k-new").output_uri == "/o"
@@ -202,3 +202,25 @@ def test_a_newer_schema_is_refused(ledger_url: str) -> None:
             db.execute(insert)
     with pytest.raises(LedgerSchemaError, match="version 99"):
         Ledger(ledger_url)
+
+
+def test_a_migration_numbered_below_the_highest_recorded_one_is_applied(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migrations numbered apart (developed side by side) are each applied once, also when a
+    database already records a higher one."""
+    Ledger(ledger_url).close()
+    backend = "postgresql" if ledger_url.startswith("postgresql://") else "sqlite"
+    assert SOURCE_OBJECTS_VERSION in recorded_versions(ledger_url)
+    later = Migration(
+        SOURCE_OBJECTS_VERSION - 1,
+        "a table developed beside source_objects",
+        lambda tx: tx.execute("CREATE TABLE side_by_side (x INTEGER)"),
+    )
+    known = MIGRATIONS[backend]
+    monkeypatch.setitem(MIGRATIONS, backend, (*known[:-1], later, known[-1]))
+    for _ in range(2):  # applied once, then recorded
+        Ledger(ledger_url).close()
+    assert recorded_versions(ledger_url) == sorted(
+        [*(m.version for m in known), SOURCE_OBJECTS_VERSION - 1]
+    )

@@ -17,11 +17,13 @@ from mori.batch.ledger import (
     LedgerOptions,
     RetryPolicy,
     Slot,
+    SourceObject,
     TransferError,
     migrate_ledger,
 )
 
 SECRET = "migr4te-Pw"
+SOURCE_OBJECT = SourceObject("s3://in/a.jpg", 7, '"e-1"', "sha256:" + "c" * 64, 8, 6, "JPEG")
 
 
 def slots_for(ikeys: list[str], files: bool) -> list[Slot]:
@@ -55,6 +57,7 @@ def fill(ledger: Ledger) -> None:
     payload = {"eventId": "e1", "data": {"orderId": "ord-4", "status": "complete", "x": "%s ?"}}
     ledger.record_event("e1", "ORDER.ANTI_AI.PROCESSED", "ord-4", "complete", payload)
     ledger.record_event("e2", "ORDER.PROCESSED", "ord-5", "failed", {"eventId": "e2"})
+    ledger.remember_source_objects([SOURCE_OBJECT])
 
 
 def dump(ledger: Ledger) -> list[Any]:
@@ -64,7 +67,8 @@ def dump(ledger: Ledger) -> list[Any]:
         (o.order_key, *dataclasses.astuple(s)) for o in orders for s in ledger.slots(o.order_key)
     ]
     images = ledger.images({row[2] for row in slots})
-    return [orders, slots, sorted(images.items()), ledger.events(), ledger.open_orders()]
+    objects = ledger.source_objects([SOURCE_OBJECT.location])
+    return [orders, slots, sorted(images.items()), ledger.events(), ledger.open_orders(), objects]
 
 
 @pytest.fixture
@@ -79,7 +83,13 @@ def test_sqlite_to_postgres_round_trip(source: str, postgres_url: str, tmp_path:
     report = migrate_ledger(source, postgres_url)
     assert not report.already_migrated
     rows = {t.table: t.rows for t in report.tables}
-    assert rows == {"orders": 9, "order_images": 25, "images": 23, "webhook_events": 2}
+    assert rows == {
+        "orders": 9,
+        "order_images": 25,
+        "images": 23,
+        "webhook_events": 2,
+        "source_objects": 1,
+    }
     back = tmp_path / "back.sqlite"  # and PostgreSQL into SQLite gives the same ledger again
     assert migrate_ledger(postgres_url, back).tables == report.tables
     with Ledger(source) as before, Ledger(postgres_url) as after, Ledger(back) as again:
