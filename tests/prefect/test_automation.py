@@ -76,29 +76,36 @@ def test_a_run_with_failed_images_notifies(prefect_api: Any, support: Any, hook:
         assert apply_automation(FILE, client) == (name, "unchanged")
         (automation,) = client.read_automations_by_name(name)
     try:
-        clean = RunSummary("run-clean", rows=3, counts={"processed": 3}, orders=1)
-        failing = RunSummary(
-            "run-failing",
-            rows=4,
-            counts={"processed": 2, "failed": 2},
-            failures={"PROCESSING_FAILED": 2},
-            orders=2,
-        )
-        emit_run_finished(clean)
-        emit_run_finished(failing)
+        attempt = 0
 
-        support.wait_for(lambda: hook.bodies, 60, what="the automation's notification")
-        (sent,) = hook.bodies
-        assert sent["subject"] == "mori-pipeline: 2 of 4 images failed"
-        assert "mori.run.run-failing finished: 2 processed" in sent["body"]
-        assert "PROCESSING_FAILED" in sent["body"]
+        def run_and_listen() -> list[dict[str, Any]]:
+            # The server's triggers service takes up a new automation after a moment (longer on
+            # a busy machine): a clean and a failing run finish until a notification comes.
+            nonlocal attempt
+            attempt += 1
+            clean = RunSummary(f"clean-{attempt}", rows=3, counts={"processed": 3}, orders=1)
+            failing = RunSummary(
+                f"failing-{attempt}",
+                rows=4,
+                counts={"processed": 2, "failed": 2},
+                failures={"PROCESSING_FAILED": 2},
+                orders=2,
+            )
+            emit_run_finished(clean)
+            emit_run_finished(failing)
+            return hook.bodies
+
+        support.wait_for(run_and_listen, 90, interval=5, what="the automation's notification")
+        for sent in hook.bodies:  # only failing runs notify
+            assert sent["subject"] == "mori-pipeline: 2 of 4 images failed"
+            assert "mori.run.failing-" in sent["body"] and "finished: 2 processed" in sent["body"]
+            assert "PROCESSING_FAILED" in sent["body"] and "clean-" not in sent["body"]
         executed = support.wait_for(
             lambda: _automation_events(automation.id, "prefect.automation.action.executed"),
             30,
             what="the action's executed event",
         )
-        assert len(executed) == 1
-        assert len(_automation_events(automation.id, "prefect.automation.triggered")) == 1
+        assert 1 <= len(executed) <= attempt
     finally:
         with get_client(sync_client=True) as client:
             client.delete_automation(automation.id)
