@@ -67,8 +67,9 @@ def table_csv_lines(table: pa.Table) -> bytes:
 
 def _text_column(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        quote, nothing = pa.scalar("'", column.type), pa.scalar("", column.type)
         risky = pc.match_substring_regex(column, _FORMULA)
-        text = pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
+        text = pc.if_else(risky, pc.binary_join_element_wise(quote, column, nothing), column)
     elif pa.types.is_integer(column.type):
         text = pc.cast(column, pa.string())
     else:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import groupby, islice
 from typing import TypeVar
 
@@ -63,7 +63,7 @@ class Aggregates:
     latencies: dict[tuple[str, str], np.ndarray]  # (run_date, run_id) -> seconds
     orders: pd.DataFrame  # run_date, run_id, order_key (distinct pairs per run)
     runs: pd.DataFrame  # the runs table, conformed
-    failed_rows: FailedRows = field(default_factory=FailedRows)
+    failed_rows: FailedRows
 
 
 @dataclass
@@ -112,13 +112,13 @@ def scan_audit(data: AuditData, workers: int | None = None) -> Aggregates:
 def in_order(
     pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], ahead: int
 ) -> Iterator[R]:
-    """``fn(item)`` for every item, run on ``pool`` at most ``ahead`` at a time, in order."""
+    """``fn(item)`` for every item, in order, run on ``pool``: at most ``ahead`` results are
+    being computed or waiting at any time, so memory is bounded however many items there are."""
     source = iter(items)
     pending = [pool.submit(fn, item) for item in islice(source, ahead)]
     while pending:
-        result = pending.pop(0).result()
+        yield pending.pop(0).result()
         pending.extend(pool.submit(fn, item) for item in islice(source, 1))
-        yield result
 
 
 def _scan_or_none(data: AuditData, found: AuditFile) -> FileScan | None:
@@ -189,7 +189,7 @@ def _batch_latencies(table: pa.Table, seconds: dict[str, list[np.ndarray]]) -> N
         return
     kept = table.filter(done)
     elapsed = pc.subtract(kept["completed_at"], kept["created_at"])
-    # milliseconds / 1000, as pandas' Timedelta.total_seconds
+    # whole milliseconds / 1000: the float nearest the exact number of seconds
     values = pc.divide(pc.cast(elapsed, pa.int64()), 1000.0)
     runs = kept["run_id"]
     distinct = pc.unique(runs)

@@ -1,10 +1,11 @@
-"""The report's figures: per run and per day, from the audit tables.
+"""The report's figures: per run and per day, from the aggregates of one pass over the audit.
 
 Counts come from ``images`` (one row per manifest row per run); a run with a ``runs`` row but no
 ``images`` rows falls back to the ``runs`` totals. Latency is per *processed* image of the run,
 ``completed_at - created_at`` of its order, in seconds; p50/p95 use linear interpolation (as
-pandas ``quantile`` and DuckDB ``quantile_cont``). API usage comes from ``runs``; it is null for a
-run without a ``runs`` row. A day's figures are computed from its rows, not averaged over runs.
+DuckDB ``quantile_cont``, see :mod:`mori.report.latency`). API usage comes from ``runs``; it is
+null for a run without a ``runs`` row. A day's figures are computed from its rows, not averaged
+over runs. The aggregates (:mod:`mori.report.scan`) are small, so pandas does the rest.
 """
 
 from __future__ import annotations

@@ -184,3 +184,17 @@ def test_table_rows_are_most_recent_first(report: Report) -> None:
 def test_default_out_is_beside_the_audit(tmp_path: Path) -> None:
     assert default_out(str(tmp_path / "m" / "audit")) == str(tmp_path / "m" / "report")
     assert default_out("s3://b/x/audit/") == "s3://b/x/report"
+
+
+def test_the_page_shows_the_first_failed_rows_and_the_csv_all(tmp_path: Path) -> None:
+    audit, day = str(tmp_path / "audit"), date(2026, 1, 2)
+    write_table(Storage(), audit, [failed("r", n, day, "E") for n in range(250)], "r", day)
+    report = build_report(load_audit(audit))
+    out = Path(write_report(report, str(tmp_path / "out")).out_uri)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "The first 200 of 250;" in page
+    problems = page[page.index("<h2>Failed and pending rows</h2>") :]
+    assert problems.count("<tr>") == 1 + 200  # the header and 200 rows
+    with (out / FAILED_ROWS_CSV).open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["row_index"]) for r in rows] == list(range(250))
