@@ -206,7 +206,7 @@ def conform(
 
 
 def _cast(column: pa.ChunkedArray, fld: pa.Field, problems: list[str] | None) -> pa.Array:
-    array = column.combine_chunks()
+    array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     if array.type == fld.type:
         return array
     try:
