@@ -32,7 +32,7 @@ class AuditFile:
     run_date: str
     rows: int
     schema: pa.Schema
-    size: int
+    size: int  # bytes; needed to read an S3 object by ranges (0 for a local file)
     metadata: Any = None  # the footer (``pq.FileMetaData``), so opening it again reads none
 
     def open(self, storage: Storage) -> pq.ParquetFile:

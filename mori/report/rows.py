@@ -8,6 +8,7 @@ temporary file (in memory while small, on disk beyond a few MiB), and keeps only
 
 from __future__ import annotations
 
+import io
 import tempfile
 from collections.abc import Sequence
 from typing import IO
@@ -53,6 +54,7 @@ class FailedRows:
         if room and table.num_rows:
             # a copy, so that the kept rows do not hold the whole batch's buffers
             self._head.append(table.take(pa.array(range(min(room, table.num_rows)))))
+        self._file.seek(0, io.SEEK_END)  # after the rows before, even once the CSV was read
         for start in range(0, table.num_rows, _CHUNK_ROWS):
             self._file.write(table_csv_lines(table.slice(start, _CHUNK_ROWS)))
         self.count += table.num_rows

@@ -45,6 +45,8 @@ def test_rows_are_counted_written_in_order_and_the_first_kept() -> None:
     parsed = list(csv.reader(io.StringIO(text.decode())))
     assert parsed[1][PROBLEM_COLUMNS.index("source")] == "'=HYPERLINK(0)"
     assert failed.csv().read() == text  # it can be read again (the report may be written twice)
+    failed.add(_table(7, 1))  # rows added after a read go after the others
+    assert failed.csv().read().decode().splitlines()[-1].startswith("run_date-7,run_id-7,7,")
 
 
 def test_no_rows() -> None:
