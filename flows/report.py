@@ -39,7 +39,7 @@ def _run_name() -> str:
 
 @task(cache_policy=NO_CACHE)
 def read_audit(audit: str, days: int | None) -> AuditData:
-    """Every audit file of the period, conformed to the current schema."""
+    """The audit files of the period, their footers read (the report streams the rows)."""
     return load_audit(audit, Storage(), days=days)
 
 

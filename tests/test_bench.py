@@ -79,3 +79,17 @@ def test_overhead_bench(tmp_path: Path) -> None:
         "plain function",
     }
     assert "Prefect's cost per order" in stdout
+
+
+def test_report_bench(tmp_path: Path) -> None:
+    stdout, figures = run_bench(
+        "report", tmp_path, "--rows", "30000", "--repeats", "1", "--against", str(ROOT)
+    )  # this checkout against itself
+    (run,) = figures["30,000 rows"]
+    assert run["images"] == 30_000 and run["files"] == 3 * 2  # two runs, three tables
+    assert 0 < run["failed"] < run["processed"] < run["images"]
+    assert 0 < run["latency_p50_seconds"] < run["latency_p95_seconds"]
+    assert run["peak_mib"] > 0 and run["total_s"] >= run["build_s"] > 0
+    (other,) = figures["against"]["30,000 rows"]
+    assert other["outputs_sha256"] == run["outputs_sha256"]
+    assert "CPU speed" in stdout and "30,000 rows: time × " in stdout and "identical" in stdout

@@ -1,9 +1,10 @@
 """The data-team report on the audit tables (no Prefect here; the ``report`` flow wraps it).
 
-``load_audit`` reads ``images/``, ``orders/`` and ``runs/`` under an audit URI (local or
-``s3://``), tolerating partitions written with older schema versions; ``build_report`` computes
-the per-run and per-day figures; ``write_report`` writes the summary Parquet, CSVs, PNG charts
-and a self-contained HTML page. ``make_report`` does all three.
+``load_audit`` finds the files of ``images/``, ``orders/`` and ``runs/`` under an audit URI
+(local or ``s3://``), tolerating partitions written with older schema versions; ``build_report``
+streams them once and computes the per-run and per-day figures, in memory that follows the number
+of runs and processed images, not the size of the tables; ``write_report`` writes the summary
+Parquet, CSVs, PNG charts and a self-contained HTML page. ``make_report`` does all three.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from mori.batch.storage import Storage
+from mori.report.cells import csv_safe
 from mori.report.load import AuditData, load_audit, load_table
 from mori.report.summary import FAILURES_SCHEMA, SUMMARY_SCHEMA, Report, build_report
-from mori.report.write import ReportFiles, csv_safe, default_out, write_report
+from mori.report.write import ReportFiles, default_out, write_report
 
 __all__ = [
     "FAILURES_SCHEMA",

@@ -16,9 +16,9 @@ from typing import Any
 import pandas as pd
 
 from mori.report.charts import CHARTS, TITLES
+from mori.report.rows import MAX_PROBLEM_ROWS
 from mori.report.summary import Report
 
-MAX_PROBLEM_ROWS = 200
 CSP = "default-src 'none'; img-src * data: file:; style-src 'unsafe-inline'"
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1b1b1b}
@@ -169,9 +169,9 @@ def render_html(report: Report, files: Iterable[str] = ()) -> str:
         "<h2>Failed and pending rows</h2>",
     ]
     problems = report.problem_rows
-    if len(problems) > MAX_PROBLEM_ROWS:
+    if report.failed_rows.count > MAX_PROBLEM_ROWS:
         parts.append(
-            f'<p class="meta">The first {MAX_PROBLEM_ROWS} of {len(problems)}; '
+            f'<p class="meta">The first {MAX_PROBLEM_ROWS} of {report.failed_rows.count:,}; '
             "every one is in <code>failed_rows.csv</code>.</p>"
         )
     parts.append(table(problems, PROBLEM_HEADERS, MAX_PROBLEM_ROWS))

@@ -1,7 +1,10 @@
-"""Read the audit tables back, tolerantly: any schema version, local or ``s3://``.
+"""The audit tables under an audit URI, tolerantly: any schema version, local or ``s3://``.
 
-Every ``<table>/run_date=YYYY-MM-DD/<run_id>.parquet`` file under the audit URI is read on its
-own and conformed to one schema per table before the files are stacked:
+:func:`load_audit` finds every ``<table>/run_date=YYYY-MM-DD/<run_id>.parquet`` file of the
+period and reads its footer only (rows and columns), so it costs the same for a thousand rows as
+for a billion; the report then streams the files it needs (:mod:`mori.report.scan`).
+:attr:`AuditData.images` (and ``orders``, ``runs``) and :func:`load_table` read a whole table
+into memory, for notebooks and small audits. Every file is conformed to one schema per table:
 
 - the table's current columns (``mori.batch.audit.SCHEMAS``) come first, with their current
   types; a column an older partition lacks is filled with nulls, a column stored with another
@@ -17,7 +20,6 @@ A file that cannot be read, or sits outside a ``run_date=`` folder, is left out 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,31 +29,92 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from mori.batch.audit import SCHEMAS
-from mori.batch.storage import Storage, join
+from mori.batch.storage import Storage
+from mori.report.files import AuditFile, find_files, inspect, unreadable
 
 TABLES = ("images", "orders", "runs")
-_RUN_DATE = re.compile(r"(?:^|/)run_date=([^/]+)/")
 _READERS = 16
 
 
 @dataclass
 class AuditData:
-    """The three audit tables as pandas frames, and what could not be read."""
+    """The audit's readable files per table, and what could not be read.
+
+    ``images``, ``orders`` and ``runs`` read a whole table as a pandas frame on first use.
+    """
 
     audit_uri: str
-    images: pd.DataFrame
-    orders: pd.DataFrame
-    runs: pd.DataFrame
-    files: int = 0
+    storage: Storage
+    tables: dict[str, list[AuditFile]]
     problems: list[str] = field(default_factory=list)
+    _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    @property
+    def files(self) -> int:
+        """How many files are read (every table)."""
+        return sum(len(found) for found in self.tables.values())
 
     @property
     def empty(self) -> bool:
         """``True`` when no table holds a single row."""
-        return bool(self.images.empty and self.runs.empty and self.orders.empty)
+        return all(f.rows == 0 for found in self.tables.values() for f in found)
+
+    @property
+    def images(self) -> pd.DataFrame:
+        """The whole ``images`` table (read on first use)."""
+        return self.frame("images")
+
+    @property
+    def orders(self) -> pd.DataFrame:
+        """The whole ``orders`` table (read on first use)."""
+        return self.frame("orders")
+
+    @property
+    def runs(self) -> pd.DataFrame:
+        """The whole ``runs`` table (read on first use)."""
+        return self.frame("runs")
+
+    def frame(self, table: str) -> pd.DataFrame:
+        """One whole table as a pandas frame, nullable integers kept as integers."""
+        if table not in self._frames:
+            self._frames[table] = to_pandas(self.read(table))
+        return self._frames[table]
+
+    def schema(self, table: str) -> pa.Schema:
+        """``table``'s unified schema over its files (see the module docstring)."""
+        return unified_schema(table, [f.schema for f in self.tables[table]])
+
+    def read(self, table: str) -> pa.Table:
+        """One whole table as one Arrow table with the unified schema."""
+        schema = self.schema(table)
+        found = self.tables[table]
+        with ThreadPoolExecutor(max_workers=_READERS) as pool:
+            read = list(pool.map(lambda f: self._read(f, schema), found))
+        self.drop(table, [f for f, t in zip(found, read, strict=True) if t is None])
+        parts = [t for t in read if t is not None]
+        return pa.concat_tables(parts) if parts else schema.empty_table()
+
+    def _read(self, found: AuditFile, schema: pa.Schema) -> pa.Table | None:
+        try:
+            with found.open(self.storage) as parquet:
+                table = parquet.read(use_threads=False)
+        except Exception as exc:  # a damaged or foreign file must not stop the report
+            self.problem(unreadable(found.uri, exc))
+            return None
+        return conform(table, schema, found.run_date, self.problems)
+
+    def drop(self, table: str, unreadable_files: Iterable[AuditFile]) -> None:
+        """Leave files out that turned out unreadable past their footer."""
+        gone = {f.uri for f in unreadable_files}
+        if gone:
+            self.tables[table] = [f for f in self.tables[table] if f.uri not in gone]
+
+    def problem(self, line: str) -> None:
+        """Add a line to :attr:`problems`, once."""
+        if line not in self.problems:
+            self.problems.append(line)
 
 
 def first_day(days: int | None, today: date | None = None) -> date | None:
@@ -69,17 +132,23 @@ def load_audit(
     days: int | None = None,
     today: date | None = None,
 ) -> AuditData:
-    """The ``images``, ``orders`` and ``runs`` tables under ``audit_uri`` (last ``days`` days)."""
+    """The files of ``images``, ``orders`` and ``runs`` under ``audit_uri`` (last ``days`` days);
+    only their footers are read."""
     storage = storage or Storage()
     since = first_day(days, today)
     problems: list[str] = []
-    frames: dict[str, pd.DataFrame] = {}
-    files = 0
-    for table in TABLES:
-        arrow, count = read_files(audit_uri, table, storage, since, problems)
-        frames[table] = to_pandas(arrow)
-        files += count
-    return AuditData(audit_uri, frames["images"], frames["orders"], frames["runs"], files, problems)
+    tables = {table: find_table(audit_uri, table, storage, since, problems) for table in TABLES}
+    return AuditData(audit_uri, storage, tables, problems)
+
+
+def find_table(
+    audit_uri: str, table: str, storage: Storage, since: date | None, problems: list[str]
+) -> list[AuditFile]:
+    """``table``'s readable files from ``since`` on, footers read; the others in ``problems``."""
+    wanted = find_files(audit_uri, table, storage, since, problems)
+    with ThreadPoolExecutor(max_workers=_READERS) as pool:
+        found = list(pool.map(lambda item: inspect(storage, item[0], item[1], problems), wanted))
+    return [f for f in found if f is not None]
 
 
 def load_table(
@@ -90,55 +159,9 @@ def load_table(
     today: date | None = None,
 ) -> pa.Table:
     """One audit table (``images``, ``orders`` or ``runs``) as one Arrow table, unified schema."""
-    arrow, _ = read_files(audit_uri, table, storage or Storage(), first_day(days, today), [])
-    return arrow
-
-
-def read_files(
-    audit_uri: str, table: str, storage: Storage, since: date | None, problems: list[str]
-) -> tuple[pa.Table, int]:
-    """``table``'s files from ``since`` on, conformed and stacked; and how many were read."""
-    prefix = join(audit_uri, table)
-    wanted: list[tuple[str, str]] = []
-    for uri in storage.list(prefix):
-        rel = uri[len(prefix) :].replace("\\", "/")
-        if not rel.startswith("/"):
-            continue  # a sibling S3 prefix (``images_old/``), not this table
-        name = rel.rsplit("/", 1)[-1]
-        if name.startswith(".") or not name.endswith(".parquet"):
-            continue  # a temp file of an interrupted write, or anything that is not a table
-        run_date = _partition_date(rel)
-        if run_date is None:
-            problems.append(f"{uri}: not under a run_date=YYYY-MM-DD folder; left out")
-        elif since is None or date.fromisoformat(run_date) >= since:
-            wanted.append((uri, run_date))
-    with ThreadPoolExecutor(max_workers=_READERS) as pool:
-        read = list(pool.map(lambda item: _read(storage, item[0], problems), wanted))
-    parts = [(t, d) for t, (_, d) in zip(read, wanted, strict=True) if t is not None]
-    schema = unified_schema(table, [t.schema for t, _ in parts])
-    conformed = [conform(t, schema, run_date, problems) for t, run_date in parts]
-    if not conformed:
-        return schema.empty_table(), 0
-    return pa.concat_tables(conformed), len(conformed)
-
-
-def _partition_date(rel: str) -> str | None:
-    match = _RUN_DATE.search(rel)
-    if match is None:
-        return None
-    try:
-        return date.fromisoformat(match.group(1)).isoformat()
-    except ValueError:
-        return None
-
-
-def _read(storage: Storage, uri: str, problems: list[str]) -> pa.Table | None:
-    try:
-        # a native buffer, not a file object (see mori.batch.manifest.reading)
-        return pq.read_table(pa.BufferReader(storage.read_bytes(uri)))
-    except Exception as exc:  # a damaged or foreign file must not stop the report
-        problems.append(f"{uri}: unreadable ({type(exc).__name__}: {exc}); left out")
-        return None
+    storage = storage or Storage()
+    found = find_table(audit_uri, table, storage, first_day(days, today), [])
+    return AuditData(audit_uri, storage, {table: found}).read(table)
 
 
 def unified_schema(table: str, schemas: Sequence[pa.Schema]) -> pa.Schema:
@@ -174,7 +197,7 @@ def conform(
     columns = []
     for fld in schema:
         if fld.name == "run_date":
-            columns.append(pa.array([run_date] * table.num_rows, pa.string()))
+            columns.append(pa.repeat(pa.scalar(run_date, pa.string()), table.num_rows))
         elif fld.name not in table.column_names:
             columns.append(pa.nulls(table.num_rows, fld.type))
         else:
@@ -183,7 +206,7 @@ def conform(
 
 
 def _cast(column: pa.ChunkedArray, fld: pa.Field, problems: list[str] | None) -> pa.Array:
-    array = column.combine_chunks()
+    array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     if array.type == fld.type:
         return array
     try:
@@ -192,8 +215,9 @@ def _cast(column: pa.ChunkedArray, fld: pa.Field, problems: list[str] | None) ->
         pass
     if pa.types.is_string(fld.type):
         return pa.array([_text(v) for v in array.to_pylist()], pa.string())
-    if problems is not None:
-        problems.append(f"column {fld.name}: {array.type} does not cast to {fld.type}; nulls")
+    line = f"column {fld.name}: {array.type} does not cast to {fld.type}; nulls"
+    if problems is not None and line not in problems:
+        problems.append(line)
     return pa.nulls(len(array), fld.type)
 
 

@@ -1,10 +1,11 @@
-"""The report's figures: per run and per day, from the audit tables.
+"""The report's figures: per run and per day, from the aggregates of one pass over the audit.
 
 Counts come from ``images`` (one row per manifest row per run); a run with a ``runs`` row but no
 ``images`` rows falls back to the ``runs`` totals. Latency is per *processed* image of the run,
 ``completed_at - created_at`` of its order, in seconds; p50/p95 use linear interpolation (as
-pandas ``quantile`` and DuckDB ``quantile_cont``). API usage comes from ``runs``; it is null for a
-run without a ``runs`` row. A day's figures are computed from its rows, not averaged over runs.
+DuckDB ``quantile_cont``, see :mod:`mori.report.latency`). API usage comes from ``runs``; it is
+null for a run without a ``runs`` row. A day's figures are computed from its rows, not averaged
+over runs. The aggregates (:mod:`mori.report.scan`) are small, so pandas does the rest.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from mori.report import latency
+from mori.report.latency import Histogram, LatencyStats
 from mori.report.load import AuditData
+from mori.report.rows import FailedRows
+from mori.report.scan import UNKNOWN, Aggregates, scan_audit
 
 STATUSES = ("processed", "skipped", "failed", "pending")
 KEY = ["run_date", "run_id"]
-UNKNOWN = "(unknown)"
 NO_CODE = "(no code)"
 TS = pa.timestamp("ms", tz="UTC")
 
@@ -63,17 +67,6 @@ FAILURES_SCHEMA = pa.schema(
     ]
 )
 
-PROBLEM_COLUMNS = (
-    "run_date",
-    "run_id",
-    "row_index",
-    "source",
-    "id",
-    "file_name",
-    "status",
-    "error_code",
-    "error_message",
-)
 _COUNTS = ("images", *STATUSES)
 _API = ("api_requests", "api_retries", "rate_limited")
 
@@ -85,8 +78,9 @@ class Report:
     audit_uri: str
     summary: pd.DataFrame
     failures: pd.DataFrame
-    latencies: pd.DataFrame
-    problem_rows: pd.DataFrame
+    latency: LatencyStats
+    histogram: Histogram
+    failed_rows: FailedRows
     days: int | None = None
     generated_at: datetime | None = None
     files: int = 0
@@ -102,37 +96,42 @@ class Report:
         """The summary's ``grain == "day"`` rows."""
         return self.summary[self.summary["grain"] == "day"].reset_index(drop=True)
 
+    @property
+    def problem_rows(self) -> pd.DataFrame:
+        """The first failed and pending rows (most recent day first); all are in the CSV."""
+        return self.failed_rows.head
+
     def total(self, column: str) -> int:
         """The sum of ``column`` over every day."""
         return int(self.per_day[column].fillna(0).sum())
 
     def totals(self) -> dict[str, Any]:
         """The whole period's figures: counts, API usage, p50/p95 over every processed image."""
-        seconds = self.latencies["seconds"].dropna()
         out: dict[str, Any] = {"days": len(self.per_day)}
         for col in ("runs", *_COUNTS, "orders", "bytes_processed", *_API):
             out[col] = self.total(col)
-        out["latency_p50_seconds"] = float(seconds.quantile(0.5)) if len(seconds) else None
-        out["latency_p95_seconds"] = float(seconds.quantile(0.95)) if len(seconds) else None
+        out["latency_p50_seconds"] = self.latency.p50
+        out["latency_p95_seconds"] = self.latency.p95
         return out
 
 
 def build_report(
     data: AuditData, days: int | None = None, generated_at: datetime | None = None
 ) -> Report:
-    """The report's figures from the loaded audit tables."""
-    images = data.images.copy()
-    images["run_id"] = images["run_id"].fillna(UNKNOWN)
-    latencies = image_latencies(images)
-    runs = run_rows(images, data.orders, data.runs, latencies)
-    daily = day_rows(runs, images, latencies)
+    """The report's figures, from one streaming pass over ``data``'s files."""
+    agg = scan_audit(data)
+    runs = run_rows(agg, latency.by_group(agg.latencies))
+    daily = day_rows(runs, agg.counts, latency.by_day(agg.latencies))
+    overall, histogram = latency.overall(agg.latencies.values())
+    agg.latencies.clear()
     summary = pd.concat([runs, daily], ignore_index=True)[SUMMARY_SCHEMA.names]
     return Report(
         audit_uri=data.audit_uri,
         summary=summary,
-        failures=failure_counts(images),
-        latencies=latencies,
-        problem_rows=problem_rows(images),
+        failures=failure_counts(agg.counts),
+        latency=overall,
+        histogram=histogram,
+        failed_rows=agg.failed_rows,
         days=days,
         generated_at=generated_at,
         files=data.files,
@@ -140,37 +139,12 @@ def build_report(
     )
 
 
-def image_latencies(images: pd.DataFrame) -> pd.DataFrame:
-    """Create-to-complete seconds of every image processed in its run (``run_date, run_id``)."""
-    done = images[
-        images["status"].eq("processed")
-        & images["created_at"].notna()
-        & images["completed_at"].notna()
-    ]
-    seconds = (done["completed_at"] - done["created_at"]).dt.total_seconds()
-    return pd.DataFrame(
-        {"run_date": done["run_date"], "run_id": done["run_id"], "seconds": seconds.astype(float)}
-    ).reset_index(drop=True)
-
-
-def _latency_stats(latencies: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    grouped = latencies.groupby(by)["seconds"]
-    return pd.DataFrame(
-        {
-            "latency_images": grouped.size(),
-            "latency_p50_seconds": grouped.quantile(0.5),
-            "latency_p95_seconds": grouped.quantile(0.95),
-            "latency_max_seconds": grouped.max(),
-        }
-    )
-
-
-def _codes(images: pd.DataFrame, by: list[str]) -> pd.Series:
+def _codes(counts: pd.DataFrame, by: list[str]) -> pd.Series:
     """Failed rows by error code, as ``[(code, rows), ...]`` (most frequent first) per group."""
-    failed = images[images["status"].eq("failed")]
+    failed = counts[counts["status"].eq("failed")]
     codes = failed["error_code"].fillna(NO_CODE).astype(str)
-    counts = failed.assign(error_code=codes).groupby([*by, "error_code"]).size()
-    ranked = counts.reset_index(name="n").sort_values(["n", "error_code"], ascending=[False, True])
+    summed = failed.assign(error_code=codes).groupby([*by, "error_code"])["rows"].sum()
+    ranked = summed.reset_index(name="n").sort_values(["n", "error_code"], ascending=[False, True])
     lists: dict[Any, list[tuple[str, int]]] = {}
     for row in ranked.itertuples(index=False):
         key = tuple(getattr(row, col) for col in by)
@@ -180,14 +154,13 @@ def _codes(images: pd.DataFrame, by: list[str]) -> pd.Series:
     return pd.Series(lists, dtype=object)
 
 
-def run_rows(
-    images: pd.DataFrame, orders: pd.DataFrame, runs: pd.DataFrame, latencies: pd.DataFrame
-) -> pd.DataFrame:
-    """One summary row per run (``grain == "run"``)."""
-    flags = pd.DataFrame({"run_date": images["run_date"], "run_id": images["run_id"], "images": 1})
+def run_rows(agg: Aggregates, latencies: pd.DataFrame) -> pd.DataFrame:
+    """One summary row per run (``grain == "run"``); ``latencies`` by ``(run_date, run_id)``."""
+    counts, runs = agg.counts, agg.runs
+    flags = counts[KEY].assign(images=counts["rows"])
     for status in STATUSES:
-        flags[status] = images["status"].eq(status).astype("int64")
-    processed_bytes = images["bytes"].where(images["status"].eq("processed"))
+        flags[status] = counts["rows"].where(counts["status"].eq(status), 0)
+    processed_bytes = counts["bytes"].where(counts["status"].eq("processed"))
     flags["bytes_processed"] = processed_bytes.fillna(0).astype("int64")
     counted = flags.groupby(KEY).sum()
 
@@ -204,19 +177,19 @@ def run_rows(
     out["bytes_processed"] = counted["bytes_processed"].reindex(keys).fillna(0).astype("int64")
     for col in ("manifest_uri", "started_at", "finished_at", "wall_seconds", *_API):
         out[col] = meta[col].reindex(keys)
-    driven = orders.assign(run_id=orders["run_id"].fillna(UNKNOWN)).groupby(KEY)["order_key"]
+    driven = agg.orders.groupby(KEY)["order_key"]
     out["orders"] = (
         driven.nunique().reindex(keys).fillna(meta["planned_orders"].reindex(keys)).fillna(0)
     ).astype("int64")
-    out = out.join(_latency_stats(latencies, KEY))
+    out = out.join(latencies)
     out["latency_images"] = out["latency_images"].fillna(0)
-    out["failed_by_code"] = _codes(images, KEY).reindex(keys)
+    out["failed_by_code"] = _codes(counts, KEY).reindex(keys)
     out["grain"], out["runs"] = "run", 1
     out = out.reset_index().sort_values(["run_date", "started_at", "run_id"], na_position="last")
     return _finish(out)
 
 
-def day_rows(runs: pd.DataFrame, images: pd.DataFrame, latencies: pd.DataFrame) -> pd.DataFrame:
+def day_rows(runs: pd.DataFrame, counts: pd.DataFrame, latencies: pd.DataFrame) -> pd.DataFrame:
     """One summary row per ``run_date`` (``grain == "day"``), from the per-run rows."""
     if runs.empty:
         return runs.copy()
@@ -229,9 +202,9 @@ def day_rows(runs: pd.DataFrame, images: pd.DataFrame, latencies: pd.DataFrame) 
         out[col] = grouped[col].sum(min_count=1)
     out["started_at"] = grouped["started_at"].min()
     out["finished_at"] = grouped["finished_at"].max()
-    out = out.join(_latency_stats(latencies, ["run_date"]))
+    out = out.join(latencies)
     out["latency_images"] = out["latency_images"].fillna(0)
-    out["failed_by_code"] = _codes(images, ["run_date"]).reindex(out.index)
+    out["failed_by_code"] = _codes(counts, ["run_date"]).reindex(out.index)
     out["grain"], out["run_id"], out["manifest_uri"] = "day", None, None
     return _finish(out.reset_index().sort_values("run_date"))
 
@@ -262,12 +235,12 @@ def _as_date(value: Any) -> date | None:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-def failure_counts(images: pd.DataFrame) -> pd.DataFrame:
+def failure_counts(counts: pd.DataFrame) -> pd.DataFrame:
     """Failed and pending rows by error code, per run and per day (long format)."""
-    bad = images[images["status"].isin(["failed", "pending"])]
+    bad = counts[counts["status"].isin(["failed", "pending"])]
     bad = bad.assign(error_code=bad["error_code"].fillna(NO_CODE).astype(str))
-    per_run = bad.groupby([*KEY, "status", "error_code"]).size().reset_index(name="rows")
-    per_day = bad.groupby(["run_date", "status", "error_code"]).size().reset_index(name="rows")
+    per_run = bad.groupby([*KEY, "status", "error_code"])["rows"].sum().reset_index()
+    per_day = bad.groupby(["run_date", "status", "error_code"])["rows"].sum().reset_index()
     out = pd.concat(
         [per_run.assign(grain="run"), per_day.assign(grain="day", run_id=None)], ignore_index=True
     )
@@ -282,13 +255,6 @@ def failure_counts(images: pd.DataFrame) -> pd.DataFrame:
         na_position="first",
     )
     return out[FAILURES_SCHEMA.names].reset_index(drop=True)
-
-
-def problem_rows(images: pd.DataFrame) -> pd.DataFrame:
-    """The failed and pending image rows: what failed, where, and why."""
-    bad = images[images["status"].isin(["failed", "pending"])]
-    bad = bad.sort_values(["run_date", "run_id", "row_index"], ascending=[False, True, True])
-    return bad[list(PROBLEM_COLUMNS)].reset_index(drop=True)
 
 
 def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:

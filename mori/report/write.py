@@ -8,30 +8,44 @@ as a formula (starting with ``= + - @``, tab or carriage return) get a leading `
 
 from __future__ import annotations
 
-import csv
 import io
-import math
-from collections.abc import Iterable, Sequence
+import os
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mori.batch.storage import Storage, is_s3, join, parent
+from mori.batch.storage import Storage, is_s3, join, parent, split_s3
+from mori.report.cells import FORMULA_PREFIXES, csv_safe, to_csv
 from mori.report.charts import render_all
 from mori.report.html import render_html
 from mori.report.summary import FAILURES_SCHEMA, SUMMARY_SCHEMA, Report, to_arrow
+
+__all__ = [
+    "FAILED_ROWS_CSV",
+    "FAILURES_FILE",
+    "FORMULA_PREFIXES",
+    "HTML_FILE",
+    "SUMMARY_CSV",
+    "SUMMARY_FILE",
+    "ReportFiles",
+    "csv_safe",
+    "default_out",
+    "parquet_bytes",
+    "to_csv",
+    "write_report",
+    "write_stream",
+]
 
 SUMMARY_FILE = "summary.parquet"
 FAILURES_FILE = "failures.parquet"
 SUMMARY_CSV = "summary.csv"
 FAILED_ROWS_CSV = "failed_rows.csv"
 HTML_FILE = "report.html"
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -54,38 +68,6 @@ def default_out(audit_uri: str) -> str:
     return join(parent(audit_uri.rstrip("/")), "report")
 
 
-def csv_safe(value: Any) -> Any:
-    """``value``, with text a spreadsheet would run as a formula prefixed by ``'``."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def _csv_text(value: Any) -> str:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return ""
-    if isinstance(value, float) and math.isnan(value):
-        return ""
-    if isinstance(value, pd.Timestamp | datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, list):
-        return "; ".join(f"{code}={n}" for code, n in value)
-    return str(value)
-
-
-def to_csv(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> bytes:
-    """``frame`` as UTF-8 CSV, every cell formula-safe."""
-    names = list(columns or frame.columns)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([csv_safe(n) for n in names])
-    for record in frame[names].itertuples(index=False, name=None):
-        writer.writerow([_csv_text(csv_safe(v)) for v in record])
-    return buffer.getvalue().encode("utf-8")
-
-
 def parquet_bytes(table: pa.Table) -> bytes:
     """``table`` as Parquet (zstd), in memory."""
     buffer = io.BytesIO()
@@ -105,17 +87,45 @@ def write_report(report: Report, out_uri: str, storage: Storage | None = None) -
         (SUMMARY_FILE, parquet_bytes(to_arrow(report.summary, SUMMARY_SCHEMA)), _PARQUET),
         (FAILURES_FILE, parquet_bytes(to_arrow(report.failures, FAILURES_SCHEMA)), _PARQUET),
         (SUMMARY_CSV, to_csv(report.summary), _CSV),
-        (FAILED_ROWS_CSV, to_csv(report.problem_rows), _CSV),
     ]
     linked = [name for name, _, _ in outputs if not name.endswith(".png")]
-    outputs.append((HTML_FILE, render_html(report, linked).encode("utf-8"), _HTML))
+    linked.append(FAILED_ROWS_CSV)
     written = _write_all(storage, out_uri, outputs)
+    rows_uri = join(out_uri, FAILED_ROWS_CSV)
+    write_stream(storage, rows_uri, report.failed_rows.csv(), _CSV)
+    written.append(rows_uri)
+    page = render_html(report, linked).encode("utf-8")
+    written += _write_all(storage, out_uri, [(HTML_FILE, page, _HTML)])
     return ReportFiles(out_uri, join(out_uri, HTML_FILE), join(out_uri, SUMMARY_FILE), written)
+
+
+def write_stream(storage: Storage, uri: str, source: IO[bytes], content_type: str) -> None:
+    """Copy ``source`` to ``uri`` atomically without holding it in memory (S3: an upload in
+    parts; local: a temporary file beside the target, renamed over it)."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        storage.s3.upload_fileobj(source, bucket, key, ExtraArgs={"ContentType": content_type})
+        return
+    target = Path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            while piece := source.read(_COPY_BYTES):
+                fh.write(piece)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # as every output: meant to be read
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 _PARQUET = "application/vnd.apache.parquet"
 _CSV = "text/csv; charset=utf-8"
 _HTML = "text/html; charset=utf-8"
+_COPY_BYTES = 1 << 20
 
 
 def _write_all(

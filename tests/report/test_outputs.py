@@ -9,6 +9,7 @@ from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 
+import boto3
 import pytest
 from PIL import Image
 
@@ -17,7 +18,7 @@ from mori.batch.storage import Storage
 from mori.report import Report, build_report, csv_safe, load_audit, write_report
 from mori.report.charts import CHARTS, COLOURS, DPI, SIZE
 from mori.report.markdown import md_escape, summary_markdown, table_rows
-from mori.report.write import FAILED_ROWS_CSV, SUMMARY_CSV, default_out, to_csv
+from mori.report.write import FAILED_ROWS_CSV, SUMMARY_CSV, default_out, to_csv, write_stream
 
 from .helpers import HOSTILE_MESSAGE, HOSTILE_NAME, HOSTILE_SOURCE, failed, image, processed
 
@@ -184,3 +185,36 @@ def test_table_rows_are_most_recent_first(report: Report) -> None:
 def test_default_out_is_beside_the_audit(tmp_path: Path) -> None:
     assert default_out(str(tmp_path / "m" / "audit")) == str(tmp_path / "m" / "report")
     assert default_out("s3://b/x/audit/") == "s3://b/x/report"
+
+
+def test_the_page_shows_the_first_failed_rows_and_the_csv_all(tmp_path: Path) -> None:
+    audit, day = str(tmp_path / "audit"), date(2026, 1, 2)
+    write_table(Storage(), audit, [failed("r", n, day, "E") for n in range(250)], "r", day)
+    report = build_report(load_audit(audit))
+    out = Path(write_report(report, str(tmp_path / "out")).out_uri)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "The first 200 of 250;" in page
+    problems = page[page.index("<h2>Failed and pending rows</h2>") :]
+    assert problems.count("<tr>") == 1 + 200  # the header and 200 rows
+    with (out / FAILED_ROWS_CSV).open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["row_index"]) for r in rows] == list(range(250))
+
+
+def test_write_stream_uploads_in_parts_to_s3(s3_bucket: str) -> None:
+    """A CSV larger than one upload part goes to S3 whole, with its content type."""
+    data = b"".join(f"row {i},x\n".encode() for i in range(1_000_000))  # ~11 MiB: several parts
+    uri = f"s3://{s3_bucket}/report/failed_rows.csv"
+    write_stream(Storage(), uri, io.BytesIO(data), "text/csv; charset=utf-8")
+    head = boto3.client("s3").head_object(Bucket=s3_bucket, Key="report/failed_rows.csv")
+    assert head["ContentType"] == "text/csv; charset=utf-8" and "-" in head["ETag"]  # multipart
+    assert Storage().read_bytes(uri) == data
+
+
+def test_write_stream_replaces_a_local_file_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "failed_rows.csv"
+    write_stream(Storage(), str(target), io.BytesIO(b"old\n"), "text/csv")
+    write_stream(Storage(), str(target), io.BytesIO(b"new\n" * 300_000), "text/csv")
+    assert target.read_bytes() == b"new\n" * 300_000
+    assert [p.name for p in target.parent.iterdir()] == ["failed_rows.csv"]  # no temp file left
+    assert target.stat().st_mode & 0o777 == 0o644
