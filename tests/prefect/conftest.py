@@ -154,7 +154,11 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 
 @pytest.fixture
 def prefect_api(prefect_server: PrefectServer) -> Iterator[PrefectServer]:
-    """Point this process's Prefect client at the session server (no ~1 s heartbeat floor)."""
+    """Point this process's Prefect client at the session server (no ~1 s heartbeat floor).
+
+    Prefect keeps one events and one logs worker per process, whatever API they were made for:
+    the ones an earlier test made for the test harness's server are drained first, so this
+    test's events and logs reach the session server."""
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
@@ -162,6 +166,7 @@ def prefect_api(prefect_server: PrefectServer) -> Iterator[PrefectServer]:
         temporary_settings,
     )
 
+    _drain_prefect_workers()
     with temporary_settings(
         updates={
             PREFECT_API_URL: prefect_server.api_url,

@@ -80,7 +80,7 @@ def test_max_new_images_refuses_before_any_order_and_the_plan_is_shown(
 
 
 def test_a_missing_manifest_fails_with_one_line_naming_it_and_the_fix(
-    prefect: str, tmp_path: Path
+    prefect: str, tmp_path: Path, stack: LocalStack
 ) -> None:
     from flows.protect import protect
 
