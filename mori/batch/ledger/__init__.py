@@ -6,8 +6,9 @@ one ledger into another (SQLite to PostgreSQL, when a deployment grows past one 
 
 Layout: a store core (``_store``, ``_sqlite``, ``_postgres``, ``_retry``: connections,
 transactions, the planning lock, retries), versioned migrations (``schema``), repositories
-holding each concern's SQL (``orders``, ``images``, ``events``, and ``intent`` for the bulk
-path of planning), and the :class:`Ledger` facade the pipeline uses.
+holding each concern's SQL (``orders``, ``images``, ``events``, ``intent`` for the bulk
+path of planning, ``claims`` and ``dispatches`` for runs spread over several processes), and
+the :class:`Ledger` facade the pipeline uses.
 """
 
 from mori.batch.ledger._retry import RetryPolicy
@@ -15,6 +16,8 @@ from mori.batch.ledger.ledger import Ledger, LedgerOptions, open_ledger
 from mori.batch.ledger.records import (
     ORDER_STATUSES,
     TERMINAL,
+    ClaimRecord,
+    DispatchRecord,
     EventRecord,
     ImageRecord,
     OrderRecord,
@@ -30,6 +33,8 @@ from mori.batch.ledger.transfer import MigrationReport, TableCopy, TransferError
 __all__ = [
     "ORDER_STATUSES",
     "TERMINAL",
+    "ClaimRecord",
+    "DispatchRecord",
     "EventRecord",
     "ImageRecord",
     "Ledger",

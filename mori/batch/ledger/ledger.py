@@ -27,6 +27,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from mori.batch.ledger import claims as claims_repo
+from mori.batch.ledger import dispatches as dispatches_repo
 from mori.batch.ledger import events as events_repo
 from mori.batch.ledger import images as images_repo
 from mori.batch.ledger import intent
@@ -36,6 +38,8 @@ from mori.batch.ledger._sqlite import SqliteStore
 from mori.batch.ledger._store import Store, Tx
 from mori.batch.ledger.records import (
     ORDER_FIELDS,
+    ClaimRecord,
+    DispatchRecord,
     EventRecord,
     ImageRecord,
     OrderRecord,
@@ -281,6 +285,55 @@ class Ledger:
             orders_repo.abandon(tx, old_key, new_key, at)
 
         self._store.write(work)
+
+    # -- claims: who drives an order now (see mori.batch.ledger.claims) ------------------------
+
+    def claim(
+        self, order_keys: Sequence[str], owner: str, lease_seconds: float, ticket: str | None = None
+    ) -> list[str]:
+        """Claim every open order of ``order_keys`` nobody else holds, for ``lease_seconds``
+        (the database's clock); the keys ``owner`` now holds. Idempotent for its owner."""
+        keys, at = list(order_keys), now_iso()
+        return self._store.write(
+            lambda tx: claims_repo.claim(tx, keys, owner, ticket, lease_seconds, at)
+        )
+
+    def renew_claims(
+        self, order_keys: Sequence[str], owner: str, lease_seconds: float
+    ) -> list[str]:
+        """Extend ``owner``'s claims by ``lease_seconds`` from now; the keys it still holds (a
+        claim another owner took over after its lease ran out is not among them)."""
+        keys = list(order_keys)
+        return self._store.write(lambda tx: claims_repo.renew(tx, keys, owner, lease_seconds))
+
+    def release_claims(self, order_keys: Sequence[str], owner: str) -> None:
+        """``owner`` lets go of its claims of ``order_keys``."""
+        keys, at = list(order_keys), now_iso()
+        self._store.write(lambda tx: claims_repo.release(tx, keys, owner, at))
+
+    def claims(self, order_keys: Iterable[str]) -> dict[str, ClaimRecord]:
+        """The claim of each of ``order_keys`` that was ever claimed (liveness judged now)."""
+        keys = list(order_keys)
+        return self._store.read(lambda tx: claims_repo.lookup(tx, keys))
+
+    # -- fan-out: groups of a run's orders handed to child runs --------------------------------
+
+    def record_dispatch(
+        self, run_id: str, group: int, attempt: int, order_keys: Sequence[str]
+    ) -> None:
+        """Record a group of ``run_id`` (or its next attempt) before its child run starts."""
+        keys, at = list(order_keys), now_iso()
+        self._store.write(lambda tx: dispatches_repo.record(tx, run_id, group, attempt, keys, at))
+
+    def set_dispatch_child(self, run_id: str, group: int, attempt: int, child_run_id: str) -> None:
+        """The child run that drives an attempt of a group."""
+        self._store.write(
+            lambda tx: dispatches_repo.set_child(tx, run_id, group, attempt, child_run_id)
+        )
+
+    def dispatches(self, run_id: str) -> list[DispatchRecord]:
+        """The groups ``run_id`` handed out, by group number (latest attempt of each)."""
+        return self._store.read(lambda tx: dispatches_repo.for_run(tx, run_id))
 
     # -- webhook events ------------------------------------------------------------------------
 
