@@ -1,7 +1,8 @@
 """The ``protect`` flow: a manifest in, protected images and audit tables out.
 
 Reads top to bottom: load the manifest -> plan orders (recording intent) -> drive every order
-with bounded concurrency (one task run per order of ≤ 100 images) -> write the audit -> report.
+with bounded concurrency (one task run per order of ≤ 100 images; with ``fan_out``, child runs
+on any worker drive groups of them) -> write the audit -> report.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from mori.client import MoriClient
 from tasks._prefect import unwalked
 from tasks.audit import AuditTables, write_audit
 from tasks.credentials import load_settings
+from tasks.fanout import fan_out_orders
 from tasks.manifest import load_manifest
 from tasks.orders import process_order
 from tasks.planning import plan_run
@@ -71,6 +73,7 @@ def protect(
     completion: P.CompletionMode = D.completion,
     allowed_private_hosts: P.AllowedPrivateHosts = D.allowed_private_hosts,
     retry_failed: P.RetryFailed = D.retry_failed,
+    fan_out: P.FanOut = D.fan_out,
 ) -> RunSummary:
     """Protect every image of a manifest exactly once; write outputs and the audit tables."""
     params = P.ProtectParameters(**locals())  # exactly the parameters above, validated
@@ -96,7 +99,9 @@ def protect(
             len(order_keys),
             sum(not it.ok for it in items),
         )
-        results, crashed = drive_orders(order_keys, rt, config.max_concurrent_orders)
+        # fan-out: groups of orders driven by child runs on any worker (tasks/fanout.py)
+        fanned = fan_out_orders(order_keys, rt, run_id, fan_out) if fan_out else None
+        results, crashed = fanned or drive_orders(order_keys, rt, config.max_concurrent_orders)
         rows = manifest_rows(
             run_id, config.manifest_uri, items, found.known, results, crashed, rt.ledger
         )

@@ -307,15 +307,7 @@ class OrderProcessor:
             record.error_code,
             record.error_message,
         )
-        for key, img in self.ledger.images(s.image_key for s in slots).items():
-            result.images[key] = ImageResult(
-                key,
-                img.status,
-                img.output_uri,
-                img.output_sha256,
-                img.error_code,
-                img.error_message,
-            )
+        result.images = _image_results(self.ledger, slots, "")
         return result
 
     def _failed(self, record: OrderRecord, slots: list[Slot], code: str, msg: str) -> OrderResult:
@@ -334,6 +326,58 @@ class OrderProcessor:
                 slot.image_key, status, error_code=code, error_message=msg
             )
         return result
+
+
+def result_from_ledger(
+    ledger: Ledger, order_key: str, pending_reason: str | None = None
+) -> OrderResult:
+    """An order's outcome as the ledger records it, for a run that did not drive it itself.
+
+    Follows replacements to the last generation (``replaced`` lists the abandoned keys), as
+    :meth:`OrderProcessor.process` does. ``downloaded`` is ``processed``, ``failed`` is
+    ``failed``, any other status ``pending`` with ``pending_reason`` (by default, the step the
+    order reached). Images MORI failed before their order was replaced (a split) are ``failed``.
+    """
+    record = ledger.order(order_key)
+    replaced: list[str] = []
+    earlier: list[Slot] = []
+    while record.status == "abandoned" and record.replaced_by:
+        replaced.append(record.order_key)
+        earlier += ledger.slots(record.order_key)
+        record = ledger.order(record.replaced_by)
+    status = {"downloaded": "processed", "failed": "failed"}.get(record.status, "pending")
+    code, message = record.error_code, record.error_message
+    if status == "pending":
+        name = f"order {record.order_id}" if record.order_id else f"order {record.order_key[:8]}"
+        code = "ORDER_INCOMPLETE"
+        message = pending_reason or f"{name} is {record.status}; a later run resumes it"
+    result = OrderResult(record.order_key, record.kind, status, record.order_id, code, message)
+    result.images = _image_results(ledger, [*ledger.slots(record.order_key), *earlier], message)
+    result.replaced, result.record = replaced, record
+    return result
+
+
+def _image_results(
+    ledger: Ledger, slots: Sequence[Slot], reason: str | None
+) -> dict[str, ImageResult]:
+    """Each slot's image as the ledger records it (``planned``: ``pending`` with ``reason``)."""
+    images = ledger.images(dict.fromkeys(s.image_key for s in slots))
+    results: dict[str, ImageResult] = {}
+    for key, img in images.items():
+        if img.status == "planned":
+            results[key] = ImageResult(
+                key, "pending", error_code="ORDER_INCOMPLETE", error_message=reason
+            )
+        else:
+            results[key] = ImageResult(
+                key,
+                img.status,
+                img.output_uri,
+                img.output_sha256,
+                img.error_code,
+                img.error_message,
+            )
+    return results
 
 
 class _Replace(Exception):

@@ -74,6 +74,15 @@ AllowedPrivateHosts = Annotated[
 RetryFailed = Annotated[
     bool, Field(description="Send images that failed for good in earlier runs again")
 ]
+FanOut = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=64,
+        description="Child runs (protect-orders deployment) driving this run's orders at once, "
+        "on any worker; 0 = drive every order in this run",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,7 @@ class Defaults:
     completion: Completion = "auto"
     allowed_private_hosts: list[str] = field(default_factory=list)
     retry_failed: bool = False
+    fan_out: int = 0
 
 
 DEFAULTS = Defaults()
@@ -110,6 +120,7 @@ class ProtectParameters(BaseModel):
     completion: CompletionMode = DEFAULTS.completion
     allowed_private_hosts: AllowedPrivateHosts = Field(default_factory=list)
     retry_failed: RetryFailed = DEFAULTS.retry_failed
+    fan_out: FanOut = DEFAULTS.fan_out
 
 
 # -- the command line ----------------------------------------------------------------------------

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import Counter
 
-import psycopg
 import pytest
 
 from mori.batch.ledger import Ledger, Slot
+from tests.support.leases import lapse
 
 LEASE = 30.0
 
@@ -19,21 +18,6 @@ def plan(ledger: Ledger, *keys: str) -> None:
     for key in keys:
         image = f"img-{key}"
         ledger.plan(key, "url", [Slot(0, image, "a.jpg", f"https://h/{key}")], {image: "fp"})
-
-
-def execute(url: str, sql: str) -> None:
-    """Run one statement on the ledger's database behind the ledger's back."""
-    if url.startswith("postgresql://"):
-        with psycopg.connect(url) as conn:
-            conn.execute(sql)
-    else:
-        with sqlite3.connect(url) as db:
-            db.execute(sql)
-
-
-def lapse(url: str, seconds: float = 3600.0) -> None:
-    """Make every lease run out ``seconds`` earlier, as if that much time had passed."""
-    execute(url, f"UPDATE order_claims SET lease_until = lease_until - {seconds}")
 
 
 def test_a_claim_is_held_by_one_owner_until_its_lease_runs_out(
