@@ -103,6 +103,37 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         proc.wait(timeout=5)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid``, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [p for p, parent in parents.items() if parent == current]
+        found += children
+        frontier += children
+    return found
+
+
+def kill_tree(proc: subprocess.Popen[bytes]) -> list[int]:
+    """SIGKILL a process, everything below it and their process groups at once, as the death
+    of its host would (Prefect starts each flow run in a session of its own, so killing the
+    worker's group alone leaves its flow runs alive). The pids killed."""
+    pids = [proc.pid, *descendants(proc.pid)]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    return pids
+
+
 def wait_for(
     check: Callable[[], Any], timeout: float, interval: float = 0.5, what: str = "condition"
 ) -> Any:
@@ -273,6 +304,8 @@ class Support:
     stack_env = staticmethod(stack_env)
     run_cli = staticmethod(run_cli)
     stop_group = staticmethod(stop_group)
+    descendants = staticmethod(descendants)
+    kill_tree = staticmethod(kill_tree)
 
 
 @pytest.fixture(scope="session")
