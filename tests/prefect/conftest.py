@@ -148,24 +148,23 @@ def wait_for(
         time.sleep(interval)
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """``prefect server start`` on a free port with its own PREFECT_HOME (SQLite)."""
-    home = tmp_path_factory.mktemp("prefect-home")
+def start_server(home: Path, procs: Processes, **env: str) -> PrefectServer:
+    """``prefect server start`` on a free port with its own PREFECT_HOME (and ``env``: e.g.
+    ``PREFECT_SERVER_DATABASE_CONNECTION_URL``), once it answers ``/api/health``."""
     port = free_port()
     server = PrefectServer(f"http://127.0.0.1:{port}", home, home / "server.log")
-    env = server.env(
+    environment = server.env(
         PREFECT_HOME=str(home),
         # the UI reads the API address from the server's settings (notes §13)
         PREFECT_SERVER_UI_API_URL=server.api_url,
         # no scheduler: deployed schedules must not start runs during the tests
         PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
+        **env,
     )
-    procs = Processes(home)
     proc = procs.start(
         "server",
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env,
+        environment,
     )
 
     def healthy() -> bool:
@@ -176,9 +175,17 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         except httpx.HTTPError:
             return False
 
+    wait_for(healthy, SERVER_START_TIMEOUT, what="prefect server health")
+    return server
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """``prefect server start`` on a free port with its own PREFECT_HOME (SQLite)."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    procs = Processes(home)
     try:
-        wait_for(healthy, SERVER_START_TIMEOUT, what="prefect server health")
-        yield server
+        yield start_server(home, procs)
     finally:
         procs.stop_all()
 
@@ -294,6 +301,29 @@ def run_cli(args: list[str], env: Mapping[str, str], timeout: float = 120) -> st
     return out
 
 
+def set_child_lease(seconds: float) -> None:
+    """The ``protect-orders`` deployment's default lease (parents never pass one)."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("protect-orders/protect-orders")
+        parameters = {**deployment.parameters, "lease_seconds": seconds}
+        client.update_deployment(deployment.id, DeploymentUpdate(parameters=parameters))
+
+
+def child_runs(parent_id: str) -> list[Any]:
+    """The ``protect-orders`` runs a ``protect`` run started (their tickets name it)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["protect-orders"])), limit=200
+        )
+    return [r for r in runs if str(r.parameters.get("ticket", "")).startswith(f"{parent_id}/")]
+
+
 class Support:
     """The helpers above, for tests (this folder is not a package, so they come as a fixture)."""
 
@@ -306,6 +336,11 @@ class Support:
     stop_group = staticmethod(stop_group)
     descendants = staticmethod(descendants)
     kill_tree = staticmethod(kill_tree)
+    Processes = Processes
+    start_server = staticmethod(start_server)
+    drain = staticmethod(_drain_prefect_workers)
+    set_child_lease = staticmethod(set_child_lease)
+    child_runs = staticmethod(child_runs)
 
 
 @pytest.fixture(scope="session")

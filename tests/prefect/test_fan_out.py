@@ -30,7 +30,6 @@ from mori.batch.ledger import Ledger, ledger_location
 from mori.settings import Settings
 
 SERVE = [sys.executable, "-m", "deployments.serve", "--only", "protect-orders"]
-CHILD = "protect-orders/protect-orders"
 
 pytestmark = pytest.mark.slow
 
@@ -46,29 +45,6 @@ def serve_orders(
         what=f"{name} to serve protect-orders",
     )
     return proc
-
-
-def set_lease(seconds: float) -> None:
-    """The child deployment's default lease (parents never pass one)."""
-    from prefect import get_client
-    from prefect.client.schemas.actions import DeploymentUpdate
-
-    with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name(CHILD)
-        parameters = {**deployment.parameters, "lease_seconds": seconds}
-        client.update_deployment(deployment.id, DeploymentUpdate(parameters=parameters))
-
-
-def child_runs(parent_id: str) -> list[Any]:
-    """The ``protect-orders`` runs a ``protect`` run started (their tickets name it)."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["protect-orders"])), limit=200
-        )
-    return [r for r in runs if str(r.parameters.get("ticket", "")).startswith(f"{parent_id}/")]
 
 
 def run_protect(manifest: Path, **params: Any) -> Any:
@@ -97,7 +73,7 @@ def test_children_drive_the_orders_and_the_parent_writes_one_audit(
         )
         stats = stack.stats()
     assert summary.counts == {"processed": 8} and summary.orders == 8
-    children = child_runs(summary.run_id)
+    children = support.child_runs(summary.run_id)
     assert len(children) == 2 and {c.state_name for c in children} == {"Completed"}
     assert {tuple(c.parameters["order_keys"]) for c in children} == {
         tuple(d.order_keys) for d in Ledger(ledger_path).dispatches(summary.run_id)
@@ -167,7 +143,7 @@ def test_a_dead_host_s_orders_move_to_another_host(
             name: serve_orders(processes, support, prefect_api, name, audit)
             for name in ("host-a", "host-b")
         }
-        set_lease(4.0)
+        support.set_child_lease(4.0)
 
         def kill_a_driving_host() -> str:
             def busy_owner() -> str | None:
@@ -199,5 +175,5 @@ def test_a_dead_host_s_orders_move_to_another_host(
     handed_on = [d for d in dispatches if d.attempt == 2]  # groups that went to a new child
     assert handed_on and max(d.attempt for d in dispatches) == 2
     assert all(claims[k].takeovers == 1 for d in handed_on for k in d.order_keys)
-    states = Counter(c.state_name for c in child_runs(summary.run_id))
+    states = Counter(c.state_name for c in support.child_runs(summary.run_id))
     assert states == {"Crashed": len(handed_on), "Completed": len(dispatches)}  # lost: marked
