@@ -25,9 +25,7 @@ from pydantic import Field
 
 from flows.protect import drive_orders
 from mori.batch import parameters as P
-from mori.batch.claims import ClaimHolder
 from mori.batch.fanout import GROUP_SIZE
-from mori.batch.orders import OrderProcessor
 from mori.batch.parameters import MAX_CONCURRENT_ORDERS
 from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
@@ -98,19 +96,12 @@ def protect_orders(
         ),
         webhook_grace=webhook_grace_seconds,
         max_concurrent_orders=max_concurrent_orders,
+        lease_seconds=lease_seconds,
     )
     outcome = GroupOutcome(ticket, claim_owner())
-    with (
-        Runtime(config, Storage(), client_for(settings)) as rt,
-        ClaimHolder(rt.ledger, outcome.owner, lease_seconds, ticket) as claims,
-    ):
-        held = claims.claim(order_keys)
+    with Runtime(config, Storage(), client_for(settings), owner=outcome.owner, ticket=ticket) as rt:
+        held = rt.claims.claim(order_keys)  # the whole group at once: the parent watches them
         outcome.left_alone = [k for k in order_keys if k not in held]
-        # between an order's steps, stop if another process took it over
-        p = rt.processor
-        rt.processor = OrderProcessor(
-            rt.client, rt.ledger, rt.storage, rt.waiter, p.settings, on_progress=claims.check
-        )
         log.info("%s holds %d of %d orders", outcome.owner, len(held), len(order_keys))
         results, crashed = drive_orders(held, rt, config.max_concurrent_orders)
     outcome.driven = len(held)

@@ -24,7 +24,7 @@ from prefect.states import Crashed
 
 from mori.batch.claims import owner_name
 from mori.batch.fanout import FanOut, FanOutPolicy, Group
-from mori.batch.orders import OrderResult, result_from_ledger
+from mori.batch.results import OrderResult, result_from_ledger
 from mori.batch.runtime import RunConfig, Runtime
 
 #: The deployment that drives a group of orders (``prefect.yaml``).

@@ -1,30 +1,37 @@
 """Hold the orders a process drives: claim them, renew the lease in the background, let go.
 
-A child run of a fanned-out ``protect`` run claims the orders it was handed
-(:meth:`ClaimHolder.claim`), drives only those it got, and keeps their lease alive from a
-background thread while it works. When its host dies the renewals stop, the leases run out, and
-whoever looks next (the parent run, the next run) sees the orders free and hands them to another
-process. The MORI idempotency keys of the orders never change, so the new driver resumes them
-where the ledger says without MORI seeing anything twice.
+Every process that drives orders (a ``protect`` run, a child run of a fanned-out one, a
+``finalize`` or ``reconcile`` run) claims each order before its first step and releases it
+after its last, through a :class:`ClaimHolder` whose thread renews the leases meanwhile. When a
+host dies its renewals stop, the leases run out, and whoever looks next (the parent run, the
+next run) finds the orders free and drives them on. The MORI idempotency keys of an order never
+change, so the new driver resumes it where the ledger says and MORI sees nothing twice.
+
+A process need not wait for the lease of a process *of its own host* that no longer exists (a
+run killed and started again): a claim records its owner's host (hostname, boot and process
+namespace, :func:`host_id`) and process id, and such a claim is taken over at once.
 
 A process that learns it lost a claim (another owner took it over after the lease ran out, e.g.
-because the ledger was unreachable for longer than the lease) stops driving: :meth:`check`,
-called between the steps of an order, raises :class:`ClaimLost`.
+because the ledger was unreachable for longer than the lease) stops driving that order:
+:meth:`ClaimHolder.check`, called between the steps of an order, raises :class:`ClaimLost`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import cache
+from pathlib import Path
 from types import TracebackType
 
 from mori.batch.ledger import Ledger
 
-__all__ = ["ClaimHolder", "ClaimLost", "owner_name"]
+__all__ = ["ClaimHeld", "ClaimHolder", "ClaimLost", "host_id", "owner_name", "process_exists"]
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +42,52 @@ def owner_name(worker: str | None = None) -> str:
     return f"{name}@{worker}" if worker else name
 
 
+@cache
+def host_id() -> str:
+    """This host as claims know it: hostname, boot and process-id namespace, hashed.
+
+    Two processes see each other's process ids only when all three agree (containers sharing a
+    hostname have namespaces of their own; a reboot starts a new boot id).
+    """
+    parts = [socket.gethostname()]
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            parts.append(os.readlink(path) if path.endswith("/pid") else Path(path).read_text())
+        except OSError:
+            parts.append("")
+    return hashlib.sha256("\0".join(p.strip() for p in parts).encode()).hexdigest()[:16]
+
+
+def process_exists(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (a zombie, killed but not reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 class ClaimLost(RuntimeError):
     """Another process drives this order now: stop driving it."""
 
 
-class ClaimHolder:
-    """The claims of one process, renewed every third of the lease until the block ends.
+class ClaimHeld(RuntimeError):
+    """Another live process drives this order, still at the end of the wait for it."""
 
-    Use it as a context manager: the renewing thread starts on entry; on exit it stops and
-    every claim still held is released (a claim that cannot be released simply lapses).
+
+class ClaimHolder:
+    """The claims of one process, renewed every third of the lease while it runs.
+
+    :meth:`start` the renewing thread (or use it as a context manager); :meth:`stop` ends it
+    and releases every claim still held (a claim that cannot be released simply lapses).
     """
 
     def __init__(
@@ -61,7 +105,7 @@ class ClaimHolder:
         self.lease_seconds = lease_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._held: list[str] = []
+        self._held: dict[str, None] = {}
         self._lost: set[str] = set()
         self._renewed_at = clock()
         self._stop = threading.Event()
@@ -81,21 +125,44 @@ class ClaimHolder:
 
     def claim(self, order_keys: Iterable[str]) -> list[str]:
         """Claim ``order_keys``; the ones this process now holds (others hold the rest, or they
-        are finished already)."""
-        got = self.ledger.claim(list(order_keys), self.owner, self.lease_seconds, self.ticket)
+        are finished already). Claims of processes of this host that ended are taken over."""
+        keys = list(order_keys)
+        claims = self.ledger.claims(keys)
+        gone = {
+            c.owner
+            for c in claims.values()
+            if c.live and c.owner != self.owner and c.host_id == host_id() and c.pid is not None
+            and not process_exists(c.pid)
+        }  # fmt: skip
+        got = self.ledger.claim(
+            keys,
+            self.owner,
+            self.lease_seconds,
+            self.ticket,
+            host_id=host_id(),
+            pid=os.getpid(),
+            gone=sorted(gone),
+        )
         with self._lock:
-            self._held += [k for k in got if k not in self._held]
+            self._held.update(dict.fromkeys(got))
+            self._lost.difference_update(got)
             self._renewed_at = self._clock()
         return got
 
-    def check(self, *_: object) -> None:
-        """Raise :class:`ClaimLost` once a claim was lost (an ``on_progress`` hook of
-        :class:`~mori.batch.orders.OrderProcessor`: it runs between an order's steps)."""
-        lost = self.lost
+    def holder(self, order_key: str) -> str:
+        """Who holds ``order_key`` now (for messages)."""
+        claim = self.ledger.claims([order_key]).get(order_key)
+        return claim.owner if claim and claim.live else "nobody"
+
+    def check(self, order_key: str | None = None) -> None:
+        """Raise :class:`ClaimLost` when this process lost the claim of ``order_key`` (or of
+        any order, without a key): another process drives it now."""
+        lost = self.lost if order_key is None else self.lost & {order_key}
         if lost:
             raise ClaimLost(
-                f"{self.owner} lost its claim of {len(lost)} order(s), e.g. {min(lost)[:8]}:"
-                " another process drives them now"
+                f"{self.owner} lost its claim of order {min(lost)[:8]}"
+                f"{f' and {len(lost) - 1} more' if len(lost) > 1 else ''}:"
+                " another process drives it now"
             )
 
     def renew(self) -> None:
@@ -107,6 +174,8 @@ class ClaimHolder:
         """
         keys = self.held
         if not keys:
+            with self._lock:
+                self._renewed_at = self._clock()
             return
         try:
             kept = set(self.ledger.renew_claims(keys, self.owner, self.lease_seconds))
@@ -123,15 +192,35 @@ class ClaimHolder:
         if len(kept) < len(keys):
             log.warning("%s: %d claims were taken over", self.owner, len(keys) - len(kept))
 
-    def release(self) -> None:
-        """Let go of every claim still held."""
-        keys = self.held
-        if not keys:
+    def release(self, order_keys: Iterable[str] | None = None) -> None:
+        """Let go of the claims of ``order_keys`` (default: every claim still held)."""
+        with self._lock:
+            keys = list(self._held) if order_keys is None else list(order_keys)
+            mine = [k for k in keys if k in self._held and k not in self._lost]
+            for key in keys:
+                self._held.pop(key, None)
+        if not mine:
             return
         try:
-            self.ledger.release_claims(keys, self.owner)
+            self.ledger.release_claims(mine, self.owner)
         except Exception as exc:  # they lapse at the end of their lease instead
-            log.warning("%s: releasing %d claims failed (%s)", self.owner, len(keys), exc)
+            log.warning("%s: releasing %d claims failed (%s)", self.owner, len(mine), exc)
+
+    def start(self) -> ClaimHolder:
+        """Start renewing in the background (every third of the lease)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._renew_until_stopped, name="claim-renewer", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop renewing and release every claim still held."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.release()
 
     def _renew_until_stopped(self) -> None:
         interval = self.lease_seconds / 3
@@ -139,16 +228,9 @@ class ClaimHolder:
             self.renew()
 
     def __enter__(self) -> ClaimHolder:
-        self._thread = threading.Thread(
-            target=self._renew_until_stopped, name="claim-renewer", daemon=True
-        )
-        self._thread.start()
-        return self
+        return self.start()
 
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.release()
+        self.stop()

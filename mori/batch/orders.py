@@ -4,24 +4,35 @@ Each step is committed to the ledger before the next one starts, and every call 
 state at MORI carries the order's deterministic idempotency key, so :meth:`OrderProcessor.process`
 can be called again on the same order key at any point (a task retry, a rerun after a crash)
 and it resumes where the ledger says, without a second order or a second confirm.
+
+With a :class:`~mori.batch.claims.ClaimHolder`, one process at a time drives an order: it is
+claimed before its first step and released after its last. A run that finds an order claimed
+by another live process (another run, another host) waits for it instead of driving it too:
+two drivers of one order could otherwise see its upload links closed by the other's confirm and
+replace it, and MORI would process its images twice.
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import posixpath
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mori import keys
 from mori.batch.archive import OutputError, extract_outputs
+from mori.batch.claims import ClaimHeld, ClaimHolder
 from mori.batch.completion import CompletionWaiter
 from mori.batch.ledger import Ledger, OrderRecord, Slot
 from mori.batch.manifest import RowError, inspect_image
+from mori.batch.results import ImageResult as ImageResult
+from mori.batch.results import OrderResult as OrderResult
+from mori.batch.results import image_results, result_from_ledger, settled_elsewhere
 from mori.batch.storage import NotFound, Storage, join
 from mori.client import MoriClient
 from mori.errors import (
@@ -57,32 +68,8 @@ class OrderSettings:
     output_from_ledger: bool = False
 
 
-@dataclass
-class ImageResult:
-    """One image's outcome in this run."""
-
-    image_key: str
-    status: str  # processed | failed | pending
-    output_uri: str | None = None
-    output_sha256: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-
-
-@dataclass
-class OrderResult:
-    """One order's outcome in this run (``order_key`` is the last generation's)."""
-
-    order_key: str
-    kind: str
-    status: str  # processed | failed | pending
-    order_id: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    attempts: int = 1
-    replaced: list[str] = field(default_factory=list)
-    images: dict[str, ImageResult] = field(default_factory=dict)
-    record: OrderRecord | None = None
+#: The claimed order key of the order this thread drives.
+_DRIVING: contextvars.ContextVar[str] = contextvars.ContextVar("driving")
 
 
 class OrderProcessor:
@@ -96,15 +83,52 @@ class OrderProcessor:
         waiter: CompletionWaiter,
         settings: OrderSettings,
         on_progress: Callable[[str, str], None] | None = None,
+        claims: ClaimHolder | None = None,
     ) -> None:
         self.client, self.ledger, self.storage = client, ledger, storage
-        self.waiter, self.settings = waiter, settings
-        self._on_progress = on_progress or (lambda key, step: None)
+        self.waiter, self.settings, self.claims = waiter, settings, claims
+        self._report = on_progress or (lambda key, step: None)
 
     # -- the whole path ------------------------------------------------------------------------
 
     def process(self, order_key: str) -> OrderResult:
-        """Take an order from wherever the ledger says it is to a final (or pending) outcome."""
+        """Take an order from wherever the ledger says it is to a final (or pending) outcome.
+
+        With claims: claim it first, waiting up to the wait timeout while another live process
+        drives it. If that process finished it meanwhile, its result is ``skipped`` here;
+        raises :class:`~mori.batch.claims.ClaimHeld` if it still drives it at the end.
+        """
+        if self.claims is None:
+            return self._process(order_key)
+        elsewhere = self._claim(order_key, self.claims)
+        if elsewhere is not None:
+            return elsewhere
+        token = _DRIVING.set(order_key)
+        try:
+            return self._process(order_key)
+        finally:
+            _DRIVING.reset(token)
+            self.claims.release([order_key])
+
+    def _claim(self, order_key: str, claims: ClaimHolder) -> OrderResult | None:
+        """``None`` once this process holds the order; its result if another finished it."""
+        deadline = self.waiter.clock() + self.settings.wait_timeout
+        while not claims.claim([order_key]):
+            result = result_from_ledger(self.ledger, order_key)
+            if result.status != "pending":
+                return settled_elsewhere(result)
+            if self.waiter.clock() >= deadline:
+                raise ClaimHeld(f"order {order_key[:8]} is driven by {claims.holder(order_key)}")
+            self.waiter.sleep(self.waiter.poll_interval)
+        return None
+
+    def _on_progress(self, key: str, step: str) -> None:
+        """Report a step; stop before the next one if another process took the order over."""
+        self._report(key, step)
+        if self.claims is not None:
+            self.claims.check(_DRIVING.get(None))
+
+    def _process(self, order_key: str) -> OrderResult:
         record = self.ledger.order(order_key)
         replaced: list[str] = []
         while record.status == "abandoned" and record.replaced_by:
@@ -117,7 +141,7 @@ class OrderProcessor:
             if len(replaced) >= self.settings.max_replacements:
                 raise
             self._replace(record, slots, rep.reason)
-            return self.process(order_key)
+            return self._process(order_key)
         except _Split as split:  # some files failed at MORI: fail them, send the rest again
             failed = {}
             for slot, err in split.culprits:
@@ -129,7 +153,7 @@ class OrderProcessor:
             survivors = [s for s in slots if s.image_key not in failed]
             survivors = [dataclasses.replace(s, position=i) for i, s in enumerate(survivors)]
             self._replace(record, survivors, f"{len(failed)} of {len(slots)} files failed")
-            result = self.process(order_key)
+            result = self._process(order_key)
             result.images.update(failed)
             return result
         except (BadRequestError, ConflictError) as exc:  # MORI refused the order itself
@@ -307,7 +331,7 @@ class OrderProcessor:
             record.error_code,
             record.error_message,
         )
-        result.images = _image_results(self.ledger, slots, "")
+        result.images = image_results(self.ledger, slots, "")
         return result
 
     def _failed(self, record: OrderRecord, slots: list[Slot], code: str, msg: str) -> OrderResult:
@@ -326,58 +350,6 @@ class OrderProcessor:
                 slot.image_key, status, error_code=code, error_message=msg
             )
         return result
-
-
-def result_from_ledger(
-    ledger: Ledger, order_key: str, pending_reason: str | None = None
-) -> OrderResult:
-    """An order's outcome as the ledger records it, for a run that did not drive it itself.
-
-    Follows replacements to the last generation (``replaced`` lists the abandoned keys), as
-    :meth:`OrderProcessor.process` does. ``downloaded`` is ``processed``, ``failed`` is
-    ``failed``, any other status ``pending`` with ``pending_reason`` (by default, the step the
-    order reached). Images MORI failed before their order was replaced (a split) are ``failed``.
-    """
-    record = ledger.order(order_key)
-    replaced: list[str] = []
-    earlier: list[Slot] = []
-    while record.status == "abandoned" and record.replaced_by:
-        replaced.append(record.order_key)
-        earlier += ledger.slots(record.order_key)
-        record = ledger.order(record.replaced_by)
-    status = {"downloaded": "processed", "failed": "failed"}.get(record.status, "pending")
-    code, message = record.error_code, record.error_message
-    if status == "pending":
-        name = f"order {record.order_id}" if record.order_id else f"order {record.order_key[:8]}"
-        code = "ORDER_INCOMPLETE"
-        message = pending_reason or f"{name} is {record.status}; a later run resumes it"
-    result = OrderResult(record.order_key, record.kind, status, record.order_id, code, message)
-    result.images = _image_results(ledger, [*ledger.slots(record.order_key), *earlier], message)
-    result.replaced, result.record = replaced, record
-    return result
-
-
-def _image_results(
-    ledger: Ledger, slots: Sequence[Slot], reason: str | None
-) -> dict[str, ImageResult]:
-    """Each slot's image as the ledger records it (``planned``: ``pending`` with ``reason``)."""
-    images = ledger.images(dict.fromkeys(s.image_key for s in slots))
-    results: dict[str, ImageResult] = {}
-    for key, img in images.items():
-        if img.status == "planned":
-            results[key] = ImageResult(
-                key, "pending", error_code="ORDER_INCOMPLETE", error_message=reason
-            )
-        else:
-            results[key] = ImageResult(
-                key,
-                img.status,
-                img.output_uri,
-                img.output_sha256,
-                img.error_code,
-                img.error_message,
-            )
-    return results
 
 
 class _Replace(Exception):

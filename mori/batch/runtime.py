@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from mori.batch.claims import ClaimHolder, owner_name
 from mori.batch.completion import CompletionWaiter
 from mori.batch.ledger import ledger_location, open_ledger
 from mori.batch.manifest import ValidationOptions
@@ -44,6 +45,8 @@ class RunConfig:
     options: dict[str, Any] | None = None
     #: Finish each order where the run that planned it writes (``finalize``, ``reconcile``).
     output_from_ledger: bool = False
+    #: Seconds a claim on an order lasts unless renewed (see :mod:`mori.batch.claims`).
+    lease_seconds: float = 60.0
 
     @classmethod
     def for_protect(cls, params: ProtectParameters, settings: Settings) -> RunConfig:
@@ -113,13 +116,29 @@ class RunConfig:
 
 
 class Runtime:
-    """The client, ledger, storage and processor of one run; close it when done."""
+    """The client, ledger, storage and processor of one run; close it when done.
 
-    def __init__(self, config: RunConfig, storage: Storage, client: MoriClient) -> None:
+    The processor claims each order before driving it (``owner``: who this process is in a
+    claim, by default ``host:pid``; ``ticket``: the dispatch a child run drives) and the claims
+    are renewed in the background until the runtime closes.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        storage: Storage,
+        client: MoriClient,
+        *,
+        owner: str | None = None,
+        ticket: str | None = None,
+    ) -> None:
         self.config = config
         self.storage = storage
         self.ledger = open_ledger(config.ledger)
         self.client = client
+        self.claims = ClaimHolder(
+            self.ledger, owner or owner_name(), config.lease_seconds, ticket
+        ).start()
         self.waiter = CompletionWaiter(
             self.client,
             self.ledger,
@@ -138,11 +157,15 @@ class Runtime:
                 options=config.options,
                 output_from_ledger=config.output_from_ledger,
             ),
+            claims=self.claims,
         )
 
     def close(self) -> None:
-        self.client.close()
-        self.ledger.close()
+        try:
+            self.claims.stop()
+        finally:
+            self.client.close()
+            self.ledger.close()
 
     def __enter__(self) -> Runtime:
         return self

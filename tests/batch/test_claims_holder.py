@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from mori.batch.claims import ClaimHolder, ClaimLost, owner_name
+from mori.batch.claims import ClaimHolder, ClaimLost, host_id, owner_name, process_exists
 from mori.batch.ledger import Ledger, Slot
-from mori.batch.orders import result_from_ledger
+from mori.batch.results import result_from_ledger
 from tests.support.leases import lapse
 
 
@@ -65,12 +68,42 @@ def test_a_holder_learns_it_lost_a_claim_and_stops(ledger: Ledger, ledger_url: s
         assert other.claim(["k1"], "b:2", 30.0) == ["k1"]
     holder.renew()
     assert holder.lost == {"k1"} and holder.held == ["k2"]
-    with pytest.raises(ClaimLost, match="another process drives them"):
-        holder.check("k2", "confirmed")
+    holder.check("k2")  # still ours
+    with pytest.raises(ClaimLost, match="lost its claim of order k1"):
+        holder.check("k1")
+    with pytest.raises(ClaimLost):
+        holder.check()  # any
     holder.release()
     claims = ledger.claims(["k1", "k2"])
     assert (claims["k1"].owner, claims["k1"].live) == ("b:2", True)  # not ours to release
     assert claims["k2"].released
+
+
+def a_gone_process() -> int:
+    """The id of a process of this host that has ended (and was reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize(
+    ("same_host", "alive", "taken"),
+    [(True, False, True), (True, True, False), (False, False, False)],
+)
+def test_a_claim_of_a_gone_process_of_this_host_is_taken_at_once(
+    ledger: Ledger, same_host: bool, alive: bool, taken: bool
+) -> None:
+    """Only this host can tell one of its processes is gone; others wait for the lease."""
+    pid = os.getppid() if alive else a_gone_process()
+    host = host_id() if same_host else "another-host"
+    assert ledger.claim(["k1"], f"h:{pid}", 60.0, host_id=host, pid=pid) == ["k1"]
+    assert process_exists(pid) is alive
+    holder = ClaimHolder(ledger, "me:1", 60.0)
+    assert holder.claim(["k1"]) == (["k1"] if taken else [])
+    claim = ledger.claims(["k1"])["k1"]
+    assert (claim.owner, claim.takeovers) == (("me:1", 1) if taken else (f"h:{pid}", 0))
+    if taken:
+        assert (claim.host_id, claim.pid) == (host_id(), os.getpid())
 
 
 def test_an_unreachable_ledger_loses_the_claims_after_a_whole_lease(ledger: Ledger) -> None:

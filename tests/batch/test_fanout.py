@@ -23,7 +23,7 @@ from mori.batch.fanout import (
     split,
 )
 from mori.batch.ledger import ClaimRecord, Ledger, Slot
-from mori.batch.orders import result_from_ledger
+from mori.batch.results import result_from_ledger
 from tests.support.leases import lapse
 
 LEASE = 10.0
@@ -154,7 +154,7 @@ def test_groups_hold_at_most_twenty_keys_and_spread_over_fan_out() -> None:
 
 
 def claim(ticket: str | None, *, live: bool = True, released: bool = False) -> ClaimRecord:
-    return ClaimRecord("k", "h:1", ticket, live, released, 5.0 if live else -5.0, "t", 0)
+    return ClaimRecord("k", "h:1", "host", 1, ticket, live, released, 5.0 if live else -5.0, "t", 0)
 
 
 G = Group("r", 0, ("k",))

@@ -5,6 +5,8 @@ A claim is a lease: its owner (``host:pid``, see :mod:`mori.batch.claims`) holds
 conditional upsert per order: it succeeds when nobody holds the order, when the claim was
 released, when its lease ran out, or when the claimant already holds it; otherwise it changes
 nothing. So of any number of processes on any number of hosts, one at a time drives an order.
+A claimant may also name owners it knows are gone (a process of its own host that no longer
+exists): their claims are taken at once instead of when their lease runs out.
 
 Leases are judged by the **database's** clock (PostgreSQL's ``clock_timestamp()``; SQLite's
 ``'now'``, the one host's clock), never by a client's, so hosts whose clocks disagree still
@@ -15,11 +17,12 @@ counts as its replacement).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from mori.batch.ledger._store import Tx
 from mori.batch.ledger.records import TERMINAL, ClaimRecord
 
-__all__ = ["claim", "lookup", "now_sql", "release", "renew"]
+__all__ = ["Claimant", "claim", "lookup", "now_sql", "release", "renew"]
 
 _NOW = {
     "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
@@ -27,10 +30,12 @@ _NOW = {
 }
 
 _CLAIM = """INSERT INTO order_claims
-    (order_key, owner, ticket, lease_until, claimed_at, released_at, takeovers)
-VALUES (?, ?, ?, {now} + ?, ?, NULL, 0)
+    (order_key, owner, host_id, pid, ticket, lease_until, claimed_at, released_at, takeovers)
+VALUES (?, ?, ?, ?, ?, {now} + ?, ?, NULL, 0)
 ON CONFLICT (order_key) DO UPDATE SET
     owner = excluded.owner,
+    host_id = excluded.host_id,
+    pid = excluded.pid,
     ticket = excluded.ticket,
     lease_until = excluded.lease_until,
     claimed_at = excluded.claimed_at,
@@ -40,7 +45,7 @@ ON CONFLICT (order_key) DO UPDATE SET
         THEN 0 ELSE 1 END
 WHERE order_claims.owner = excluded.owner
     OR order_claims.released_at IS NOT NULL
-    OR order_claims.lease_until < {now}
+    OR order_claims.lease_until < {now}{breakable}
 RETURNING order_key"""
 
 
@@ -49,14 +54,30 @@ def now_sql(tx: Tx) -> str:
     return _NOW[tx.dialect]
 
 
-def claim(
-    tx: Tx, order_keys: Sequence[str], owner: str, ticket: str | None, lease: float, at: str
-) -> list[str]:
+@dataclass(frozen=True)
+class Claimant:
+    """Who claims: the owner's name, host and process, the dispatch, the lease in seconds, and
+    owners known to be gone (their live claims may be taken at once)."""
+
+    owner: str
+    lease: float
+    ticket: str | None = None
+    host_id: str | None = None
+    pid: int | None = None
+    gone: tuple[str, ...] = ()
+
+
+def claim(tx: Tx, order_keys: Sequence[str], who: Claimant, at: str) -> list[str]:
     """Claim each open order of ``order_keys`` that nobody else holds; the keys now held."""
-    sql = _CLAIM.format(now=now_sql(tx))
+    breakable, gone = "", list[str]()
+    if who.gone:
+        condition, gone = tx.matches("order_claims.owner", list(who.gone))
+        breakable = f"\n    OR {condition}"
+    sql = _CLAIM.format(now=now_sql(tx), breakable=breakable)
     held = []
     for key in order_keys:
-        if _is_open(tx, key) and tx.rows(sql, (key, owner, ticket, lease, at)):
+        args = (key, who.owner, who.host_id, who.pid, who.ticket, who.lease, at, *gone)
+        if _is_open(tx, key) and tx.rows(sql, args):
             held.append(key)
     return held
 
@@ -93,16 +114,25 @@ def lookup(tx: Tx, order_keys: Sequence[str]) -> dict[str, ClaimRecord]:
     for start in range(0, len(order_keys), tx.lookup_batch):
         condition, args = tx.matches("order_key", list(order_keys[start : start + tx.lookup_batch]))
         rows = tx.rows(
-            "SELECT order_key, owner, ticket,"
+            "SELECT order_key, owner, host_id, pid, ticket,"
             f" CASE WHEN released_at IS NULL AND lease_until >= {now} THEN 1 ELSE 0 END,"
             " CASE WHEN released_at IS NULL THEN 0 ELSE 1 END,"
             f" lease_until - {now}, claimed_at, takeovers"
             f" FROM order_claims WHERE {condition}",
             args,
         )
-        for key, owner, ticket, live, released, left, claimed_at, takeovers in rows:
+        for key, owner, host, pid, ticket, live, released, left, at, takeovers in rows:
             found[key] = ClaimRecord(
-                key, owner, ticket, bool(live), bool(released), float(left), claimed_at, takeovers
+                key,
+                owner,
+                host,
+                pid,
+                ticket,
+                bool(live),
+                bool(released),
+                float(left),
+                at,
+                takeovers,
             )
     return found
 

@@ -289,14 +289,25 @@ class Ledger:
     # -- claims: who drives an order now (see mori.batch.ledger.claims) ------------------------
 
     def claim(
-        self, order_keys: Sequence[str], owner: str, lease_seconds: float, ticket: str | None = None
+        self,
+        order_keys: Sequence[str],
+        owner: str,
+        lease_seconds: float,
+        ticket: str | None = None,
+        *,
+        host_id: str | None = None,
+        pid: int | None = None,
+        gone: Sequence[str] = (),
     ) -> list[str]:
         """Claim every open order of ``order_keys`` nobody else holds, for ``lease_seconds``
-        (the database's clock); the keys ``owner`` now holds. Idempotent for its owner."""
+        (the database's clock); the keys ``owner`` now holds. Idempotent for its owner.
+
+        ``host_id`` and ``pid`` say where the owner runs; claims of the owners in ``gone``
+        (processes known to have ended) are taken even while their lease lasts.
+        """
         keys, at = list(order_keys), now_iso()
-        return self._store.write(
-            lambda tx: claims_repo.claim(tx, keys, owner, ticket, lease_seconds, at)
-        )
+        who = claims_repo.Claimant(owner, lease_seconds, ticket, host_id, pid, tuple(gone))
+        return self._store.write(lambda tx: claims_repo.claim(tx, keys, who, at))
 
     def renew_claims(
         self, order_keys: Sequence[str], owner: str, lease_seconds: float

@@ -108,6 +108,10 @@ class ClaimRecord:
 
     order_key: str
     owner: str
+    #: The owner's host and process namespace, and its process id there (see
+    #: :func:`mori.batch.claims.host_id`): a process on the same host can tell it is gone.
+    host_id: str | None
+    pid: int | None
     #: The dispatch the claim was taken for (``<run>/<group>/<attempt>``), if any.
     ticket: str | None
     #: Not released, and its lease has not run out.

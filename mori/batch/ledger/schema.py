@@ -183,6 +183,8 @@ _SQLITE_CLAIMS = _statements(
     """CREATE TABLE IF NOT EXISTS order_claims (
     order_key   TEXT PRIMARY KEY,
     owner       TEXT NOT NULL,               -- host:pid[@worker] of the process driving it
+    host_id     TEXT,                        -- its host and process namespace (see claims.py)
+    pid         INTEGER,                     -- its process id on that host
     ticket      TEXT,                        -- the dispatch it was claimed for (run/group/attempt)
     lease_until REAL NOT NULL,               -- epoch seconds, the database's clock
     claimed_at  TEXT NOT NULL,
@@ -204,6 +206,8 @@ _POSTGRES_CLAIMS = _statements(
     """CREATE TABLE order_claims (
     order_key   TEXT COLLATE "C" PRIMARY KEY REFERENCES orders(order_key),
     owner       TEXT NOT NULL,
+    host_id     TEXT COLLATE "C",
+    pid         INTEGER,
     ticket      TEXT COLLATE "C",
     lease_until DOUBLE PRECISION NOT NULL,
     claimed_at  TEXT COLLATE "C" NOT NULL,
