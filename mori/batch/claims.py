@@ -31,7 +31,7 @@ from types import TracebackType
 
 from mori.batch.ledger import Ledger
 
-__all__ = ["ClaimHeld", "ClaimHolder", "ClaimLost", "host_id", "owner_name", "process_exists"]
+__all__ = ["ClaimHolder", "ClaimLost", "host_id", "owner_name", "process_exists"]
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +77,6 @@ def process_exists(pid: int) -> bool:
 
 class ClaimLost(RuntimeError):
     """Another process drives this order now: stop driving it."""
-
-
-class ClaimHeld(RuntimeError):
-    """Another live process drives this order, still at the end of the wait for it."""
 
 
 class ClaimHolder:

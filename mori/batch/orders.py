@@ -26,7 +26,7 @@ from typing import Any
 
 from mori import keys
 from mori.batch.archive import OutputError, extract_outputs
-from mori.batch.claims import ClaimHeld, ClaimHolder
+from mori.batch.claims import ClaimHolder
 from mori.batch.completion import CompletionWaiter
 from mori.batch.ledger import Ledger, OrderRecord, Slot
 from mori.batch.manifest import RowError, inspect_image
@@ -95,8 +95,8 @@ class OrderProcessor:
         """Take an order from wherever the ledger says it is to a final (or pending) outcome.
 
         With claims: claim it first, waiting up to the wait timeout while another live process
-        drives it. If that process finished it meanwhile, its result is ``skipped`` here;
-        raises :class:`~mori.batch.claims.ClaimHeld` if it still drives it at the end.
+        drives it. If that process finished it meanwhile, its result is ``skipped`` here; if it
+        still drives it at the end, ``pending`` (this run leaves it alone).
         """
         if self.claims is None:
             return self._process(order_key)
@@ -111,14 +111,15 @@ class OrderProcessor:
             self.claims.release([order_key])
 
     def _claim(self, order_key: str, claims: ClaimHolder) -> OrderResult | None:
-        """``None`` once this process holds the order; its result if another finished it."""
+        """``None`` once this process holds the order, else its result here (see process)."""
         deadline = self.waiter.clock() + self.settings.wait_timeout
         while not claims.claim([order_key]):
             result = result_from_ledger(self.ledger, order_key)
             if result.status != "pending":
                 return settled_elsewhere(result)
             if self.waiter.clock() >= deadline:
-                raise ClaimHeld(f"order {order_key[:8]} is driven by {claims.holder(order_key)}")
+                reason = f"another process ({claims.holder(order_key)}) drives it"
+                return settled_elsewhere(result_from_ledger(self.ledger, order_key, reason))
             self.waiter.sleep(self.waiter.poll_interval)
         return None
 

@@ -16,7 +16,7 @@ import pytest
 
 from deployments.demo import FORMATS, make_image
 from mori.batch import manifest
-from mori.batch.claims import ClaimHeld, ClaimHolder, ClaimLost
+from mori.batch.claims import ClaimHolder, ClaimLost
 from mori.batch.completion import CompletionWaiter
 from mori.batch.ledger import Ledger
 from mori.batch.orders import OrderProcessor, OrderSettings
@@ -115,8 +115,10 @@ def test_an_order_still_driven_elsewhere_at_the_end_of_the_wait_is_left_alone(
     a, b = world.runs
     assert a.claims.claim([world.order_key]) == [world.order_key]  # a drives it (and hangs)
     b.processor.settings = OrderSettings(b.processor.settings.output_uri, wait_timeout=0.3)
-    with pytest.raises(ClaimHeld, match="driven by run-a:1"):
-        b.processor.process(world.order_key)
+    left = b.processor.process(world.order_key)
+    assert (left.status, left.attempts, left.error_code) == ("pending", 0, "ORDER_INCOMPLETE")
+    assert left.error_message == "another process (run-a:1) drives it"
+    assert {i.status for i in left.images.values()} == {"pending"}
     assert world.stats()["orders_created"] == 0
 
 
