@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint install bench bench-throughput bench-ratelimit bench-manifest bench-overhead
+.PHONY: demo test lint install bench bench-throughput bench-ratelimit bench-manifest bench-overhead bench-scaleout
 
 $(BIN)/mori-pipeline: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ test: install lint
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/pytest
 
 # Benchmarks (BENCHMARKS.md). ARGS is passed on, e.g. `make bench-ratelimit ARGS="--rpm 120"`.
-BENCHES := throughput ratelimit manifest overhead
+BENCHES := throughput ratelimit manifest overhead scaleout
 
 $(addprefix bench-,$(BENCHES)): bench-%: install
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m bench.$* $(ARGS)

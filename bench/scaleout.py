@@ -116,14 +116,14 @@ def wait_for(check: Any, seconds: float, what: str) -> None:
 
 
 @contextlib.contextmanager
-def postgres(folder: Path) -> Iterator[tuple[Any, int | None]]:
+def postgres() -> Iterator[tuple[Any, int | None]]:
     """A PostgreSQL server tests may create databases on, and its postmaster's pid (if ours)."""
     from tests.support.postgres import EmbeddedPostgres, PostgresServer
 
     if url := os.environ.get("MORI_TEST_DATABASE_URL"):
         yield PostgresServer(url), None
         return
-    embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="pg-", dir=folder)))
+    embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="mori-pg-")))  # its user needs it
     try:
         embedded.start()
         pid = int((embedded.data / "postmaster.pid").read_text().split()[0])
@@ -156,6 +156,17 @@ def prefect_server(procs: Processes, database_url: str) -> tuple[str, int]:
 
     wait_for(healthy, 180, "the Prefect server")
     return api, proc.pid
+
+
+def deploy_all(api: str) -> None:
+    """``mori-pipeline bootstrap`` (the pool must exist), then ``prefect deploy --all``."""
+    from deployments.bootstrap import bootstrap
+
+    bootstrap(UNLIMITED_RPM, home=ROOT)
+    deploy = [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"]
+    done = subprocess.run(deploy, cwd=ROOT, env=_base_env(api), capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"prefect deploy failed:\n{(done.stdout + done.stderr)[-3000:]}")
 
 
 def _base_env(api: str) -> dict[str, str]:
@@ -281,7 +292,9 @@ def _api_requests(emu: EmulatorProcess) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", default="1,2,3", help="worker counts (default 1,2,3)")
+    parser.add_argument(
+        "--workers", default="1,2,3", help="worker counts (default 1,2,3; '' for none)"
+    )
     parser.add_argument("--images", type=int, default=1000, help="images per run")
     parser.add_argument("--order-size", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=4, help="orders at once per worker")
@@ -293,7 +306,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.images, args.workers = 300, "1,2"
-    counts = [int(n) for n in args.workers.split(",")]
+    counts = [int(n) for n in args.workers.split(",") if n]
     plans = [int(r) for r in args.plans.split(",") if r]
     prefect_home()
     sizing = f", plans {plans}" if plans else ""
@@ -304,12 +317,11 @@ def main() -> None:
     procs = Processes(folder)
     runs, sized = [], []
     try:
-        with postgres(folder) as (pg, pg_pid):
+        with postgres() as (pg, pg_pid):
             server_db = pg.create_database()
             api, server_pid = prefect_server(procs, pg.database_url(server_db))
             os.environ["PREFECT_API_URL"] = api
-            deploy = [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"]
-            subprocess.run(deploy, cwd=ROOT, env=_base_env(api), check=True, capture_output=True)
+            deploy_all(api)
             world = {"postgres": pg, "postgres_pid": pg_pid, "procs": procs, "api": api}
             world["server_pid"] = server_pid
             for n in counts:
@@ -338,8 +350,9 @@ def report(
         + [r["cpu_ms_per_image"][p] for p in parties]
         for r in runs
     ]
-    print()
-    print(table(rows, header))
+    if runs:
+        print()
+        print(table(rows, header))
     if sized:
         print(f"\nat each plan, {args.plan_workers} workers, {args.plan_images} images:")
         header = ["plan req/min", "ceiling img/min", "img/min here", "API req/min", "429s"]
