@@ -41,7 +41,7 @@ from mori.client import MoriClient
 from tasks._prefect import unwalked
 from tasks.audit import AuditTables, write_audit
 from tasks.credentials import load_settings
-from tasks.fanout import fan_out_orders
+from tasks.fanout import fan_out_orders, with_children
 from tasks.manifest import load_manifest
 from tasks.orders import process_order
 from tasks.planning import plan_run
@@ -108,10 +108,11 @@ def protect(
         summary = summarise(run_id, rows, len(order_keys))
         summary.wall_seconds = round(time.monotonic() - started, 3)
         summary.output_uri, summary.audit_uri = config.output_uri, config.audit_uri
+        requests = with_children(_stats(rt.client), rt, run_id)  # and the child runs' requests
         tables: AuditTables = {
             ImageRow: rows,
             OrderRow: order_rows(run_id, results, crashed, rt.ledger),
-            RunRow: [run_row(summary, config.manifest_uri, started_at, _stats(rt.client))],
+            RunRow: [run_row(summary, config.manifest_uri, started_at, requests)],
         }
         summary.audit_files = write_audit(
             rt.storage, config.audit_uri, run_id, datetime.now(UTC).date(), unwalked(tables)

@@ -5,8 +5,8 @@ starts this flow through its deployment once per group of at most 20 order keys,
 of the pool. Reads top to bottom: claim the group's orders in the ledger (those another live
 process holds, or that are finished, are left alone) -> drive them with the same
 ``process-order`` task and resumable order processor as ``protect``, renewing the claims from a
-background thread -> release the claims. The parent run gathers the outcome from the ledger and
-writes the run's one audit; this flow writes none.
+background thread -> record what it asked of MORI -> release the claims. The parent run gathers
+the outcome from the ledger and writes the run's one audit; this flow writes none.
 
 The ledger and the credentials come from the worker's settings (``MORI_LEDGER_URL``, ...),
 never from parameters; ``audit`` only locates a ledger when ``MORI_LEDGER_URL`` is unset.
@@ -25,7 +25,7 @@ from pydantic import Field
 
 from flows.protect import drive_orders
 from mori.batch import parameters as P
-from mori.batch.fanout import GROUP_SIZE
+from mori.batch.fanout import GROUP_SIZE, run_of
 from mori.batch.parameters import MAX_CONCURRENT_ORDERS
 from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
@@ -104,6 +104,16 @@ def protect_orders(
         outcome.left_alone = [k for k in order_keys if k not in held]
         log.info("%s holds %d of %d orders", outcome.owner, len(held), len(order_keys))
         results, crashed = drive_orders(held, rt, config.max_concurrent_orders)
+        stats = rt.client.stats  # counted in the parent's audit (its runs row)
+        rt.ledger.record_child_stats(
+            ticket,
+            run_of(ticket),
+            {
+                "requests": sum(stats.requests.values()),
+                "retries": sum(stats.retries.values()),
+                "rate_limited": stats.rate_limited,
+            },
+        )
     outcome.driven = len(held)
     outcome.orders = dict(Counter(r.status for r in results.values()))
     if crashed:

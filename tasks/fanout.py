@@ -134,6 +134,13 @@ def fan_out_orders(
     return results, {}
 
 
+def with_children(stats: dict[str, int], rt: Runtime, run_id: str) -> dict[str, int]:
+    """A run's own MORI request counts plus those its child runs recorded (none without
+    fan-out; a child whose host died recorded nothing)."""
+    children = rt.ledger.child_stats(run_id)
+    return {key: value + children.get(key, 0) for key, value in stats.items()}
+
+
 def claim_owner() -> str:
     """This process in a claim: ``host:pid``, with the name of the worker that started it."""
     return owner_name(os.environ.get("PREFECT__WORKER_NAME"))

@@ -47,6 +47,7 @@ __all__ = [
     "OrderView",
     "Verdict",
     "judge",
+    "run_of",
     "split",
 ]
 
@@ -82,6 +83,11 @@ class Group:
     def next(self, order_keys: Sequence[str]) -> Group:
         """The next attempt of this group, for ``order_keys``."""
         return Group(self.run_id, self.number, tuple(order_keys), self.attempt + 1)
+
+
+def run_of(ticket: str) -> str:
+    """The run a child's ticket (``<run>/<group>/<attempt>``) belongs to."""
+    return ticket.rsplit("/", 2)[0]
 
 
 def split(

@@ -12,6 +12,7 @@ A worker killed mid-run is in ``test_scale_out.py`` (real workers on a PostgreSQ
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from mori.batch.ledger import Ledger, ledger_location
 from mori.settings import Settings
 
 SERVE = [sys.executable, "-m", "deployments.serve", "--only", "protect-orders"]
+CHILD = "protect-orders/protect-orders"
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +84,10 @@ def test_children_drive_the_orders_and_the_parent_writes_one_audit(
         claims = ledger.claims(o.order_key for o in ledger.orders())
     assert len(claims) == 8 and all(c.released for c in claims.values())
     assert len({c.owner for c in claims.values()}) == 2  # one process per child run
+    runs = ds.dataset(audit / "runs", partitioning="hive").to_table().to_pandas()
+    with Ledger(ledger_path) as ledger:  # the children's MORI requests count in the run's row
+        assert int(runs.api_requests.iloc[0]) == ledger.child_stats(summary.run_id)["requests"]
+    assert len(runs) == 1 and int(runs.api_requests.iloc[0]) >= 8 * 3  # create, confirm, get
     assert stats["duplicate_files"] == 0 and stats["files_processed"] == 8
 
 
@@ -122,3 +128,19 @@ def test_a_postgres_restart_mid_run_loses_nothing(
     with Ledger(postgres_url) as ledger:
         assert {o.status for o in ledger.orders()} == {"downloaded"}
         assert ledger.image_statuses() == {"processed": 12}
+
+
+def test_without_the_child_deployment_the_run_drives_its_orders_itself(
+    prefect_api: Any, support: Any, tmp_path: Path
+) -> None:
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
+        client.delete_deployment(client.read_deployment_by_name(CHILD).id)
+    work = tmp_path / "batch"
+    manifest = support.make_manifest(work, 4, seed=34)
+    with LocalStack(Path(ledger_location(str(work / "audit"), Settings())), processing_seconds=0.2):
+        summary = run_protect(manifest, order_size=1, fan_out=2, poll_interval_seconds=0.5)
+    assert summary.counts == {"processed": 4}
+    assert support.child_runs(summary.run_id) == []

@@ -1,9 +1,10 @@
-"""The ``fanout_groups`` table: which groups of its orders a run handed to child runs.
+"""The ``fanout_groups`` and ``fanout_children`` tables: a run's orders handed to child runs.
 
 A ``protect`` run that fans out records each group (its order keys and the attempt) before it
 starts the child run, so that the same run, retried, finds its groups again and re-attaches to
 the same child runs (whose idempotency keys derive from the run, the group and the attempt)
-instead of grouping its orders anew.
+instead of grouping its orders anew. Each child run records what it asked of MORI (requests,
+retries, 429s) when it ends, so that the run's audit counts every request made for it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from mori.batch.ledger._store import Tx
 from mori.batch.ledger.records import DispatchRecord
 
-__all__ = ["for_run", "record", "set_child"]
+__all__ = ["child_totals", "for_run", "record", "record_child", "set_child"]
 
 
 def record(
@@ -52,3 +53,28 @@ def for_run(tx: Tx, run_id: str) -> list[DispatchRecord]:
         DispatchRecord(run, group, attempt, tuple(keys.split()), child, at)
         for run, group, attempt, keys, child, at in rows
     ]
+
+
+def record_child(
+    tx: Tx, ticket: str, run_id: str, requests: int, retries: int, rate_limited: int, at: str
+) -> None:
+    """What one child run (``ticket``) of ``run_id`` asked of MORI, set once it ends."""
+    tx.execute(
+        "INSERT INTO fanout_children"
+        " (ticket, run_id, requests, retries, rate_limited, finished_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (ticket) DO UPDATE SET requests = excluded.requests,"
+        " retries = excluded.retries, rate_limited = excluded.rate_limited,"
+        " finished_at = excluded.finished_at",
+        (ticket, run_id, requests, retries, rate_limited, at),
+    )
+
+
+def child_totals(tx: Tx, run_id: str) -> tuple[int, int, int]:
+    """Requests, retries and 429s of every child run of ``run_id`` that recorded them."""
+    row = tx.rows(
+        "SELECT coalesce(sum(requests), 0), coalesce(sum(retries), 0),"
+        " coalesce(sum(rate_limited), 0) FROM fanout_children WHERE run_id = ?",
+        (run_id,),
+    )[0]
+    return int(row[0]), int(row[1]), int(row[2])

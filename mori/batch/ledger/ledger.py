@@ -346,6 +346,24 @@ class Ledger:
         """The groups ``run_id`` handed out, by group number (latest attempt of each)."""
         return self._store.read(lambda tx: dispatches_repo.for_run(tx, run_id))
 
+    def record_child_stats(self, ticket: str, run_id: str, stats: Mapping[str, int]) -> None:
+        """What a child run of ``run_id`` asked of MORI: ``requests``, ``retries``,
+        ``rate_limited`` (set, so recording it again changes nothing)."""
+        requests, retries, limited = (
+            int(stats.get(k, 0)) for k in ("requests", "retries", "rate_limited")
+        )
+        at = now_iso()
+        self._store.write(
+            lambda tx: dispatches_repo.record_child(
+                tx, ticket, run_id, requests, retries, limited, at
+            )
+        )
+
+    def child_stats(self, run_id: str) -> dict[str, int]:
+        """``requests``, ``retries`` and ``rate_limited`` summed over ``run_id``'s children."""
+        totals = self._store.read(lambda tx: dispatches_repo.child_totals(tx, run_id))
+        return dict(zip(("requests", "retries", "rate_limited"), totals, strict=True))
+
     # -- webhook events ------------------------------------------------------------------------
 
     def record_event(

@@ -38,7 +38,7 @@ __all__ = [
 DATA_TABLES = ("orders", "order_images", "images", "webhook_events")
 #: The tables that coordinate the runs of a scaled-out deployment (who drives which order now,
 #: which groups of orders a run handed to child runs); transient, so never copied.
-COORDINATION_TABLES = ("order_claims", "fanout_groups")
+COORDINATION_TABLES = ("order_claims", "fanout_groups", "fanout_children")
 #: ``pg_advisory_xact_lock`` key held while migrations are checked and applied ("morimigr").
 MIGRATION_LOCK = 0x6D6F72696D696772
 
@@ -200,6 +200,15 @@ _SQLITE_CLAIMS = _statements(
     dispatched_at TEXT NOT NULL,
     PRIMARY KEY (run_id, group_no)
 )""",
+    """CREATE TABLE IF NOT EXISTS fanout_children (
+    ticket       TEXT PRIMARY KEY,           -- run/group/attempt of one child run
+    run_id       TEXT NOT NULL,
+    requests     INTEGER NOT NULL,           -- the child's MORI requests, retries, 429s
+    retries      INTEGER NOT NULL,
+    rate_limited INTEGER NOT NULL,
+    finished_at  TEXT NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS children_by_run ON fanout_children(run_id)",
 )
 
 _POSTGRES_CLAIMS = _statements(
@@ -223,9 +232,18 @@ _POSTGRES_CLAIMS = _statements(
     dispatched_at TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (run_id, group_no)
 )""",
+    """CREATE TABLE fanout_children (
+    ticket       TEXT COLLATE "C" PRIMARY KEY,
+    run_id       TEXT COLLATE "C" NOT NULL,
+    requests     INTEGER NOT NULL,
+    retries      INTEGER NOT NULL,
+    rate_limited INTEGER NOT NULL,
+    finished_at  TEXT COLLATE "C" NOT NULL
+)""",
+    "CREATE INDEX children_by_run ON fanout_children(run_id)",
 )
 
-_CLAIMS = "order_claims, fanout_groups (orders of a run spread over child runs)"
+_CLAIMS = "order_claims, fanout_groups, fanout_children (a run's orders over child runs)"
 
 #: Each backend's migrations, in order.
 MIGRATIONS: dict[Dialect, tuple[Migration, ...]] = {

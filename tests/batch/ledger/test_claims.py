@@ -146,3 +146,12 @@ def test_a_claim_records_its_ticket(ledger: Ledger, ticket: str | None) -> None:
     plan(ledger, "k1")
     ledger.claim(["k1"], "h:1", LEASE, ticket=ticket)
     assert ledger.claims(["k1"])["k1"].ticket == ticket
+
+
+def test_child_runs_stats_are_summed_per_run_and_recorded_once(ledger: Ledger) -> None:
+    assert ledger.child_stats("run-1") == {"requests": 0, "retries": 0, "rate_limited": 0}
+    ledger.record_child_stats("run-1/0/1", "run-1", {"requests": 30, "retries": 2})
+    ledger.record_child_stats("run-1/1/1", "run-1", {"requests": 12, "rate_limited": 1})
+    ledger.record_child_stats("run-1/1/1", "run-1", {"requests": 12, "rate_limited": 1})  # again
+    ledger.record_child_stats("run-2/0/1", "run-2", {"requests": 99})
+    assert ledger.child_stats("run-1") == {"requests": 42, "retries": 2, "rate_limited": 1}
