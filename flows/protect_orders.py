@@ -45,7 +45,8 @@ class GroupOutcome:
     driven: int = 0
     #: Orders it did not drive: finished already, or held by another live process.
     left_alone: list[str] = field(default_factory=list)
-    #: Order outcomes by status (``processed``, ``failed``, ``pending``).
+    #: Order outcomes by status (``processed``, ``failed``, ``pending``, ``skipped``: finished
+    #: by another process meanwhile).
     orders: dict[str, int] = field(default_factory=dict)
 
 

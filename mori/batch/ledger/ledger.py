@@ -13,6 +13,10 @@ scaled-out deployment and any number of webhook receivers, through a connection 
 operation is a transaction retried after a lost connection, which is safe because every
 operation is idempotent.
 
+Processes on several hosts also coordinate here: each order's *claim* (which process drives it
+now, with a lease judged by the database's clock; :mod:`mori.batch.ledger.claims`) and the
+groups of orders a fanned-out run handed to child runs (:mod:`mori.batch.ledger.dispatches`).
+
 Nothing secret is stored: no API key, no presigned URL (a create replayed with the same
 idempotency key hands the upload URLs back), no webhook signature. A URL's password never
 appears in a ``repr``, a log line or an exception.
