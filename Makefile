@@ -14,7 +14,7 @@ QUIET  := 2>&1 | sed '/is ignored/d'
 LOCK_OPTIONS := --generate-hashes --allow-unsafe --strip-extras --build-deps-for editable \
 	--extra dev --extra emulator --extra report --no-emit-index-url --no-emit-find-links
 
-.PHONY: demo test lint install lock bench bench-throughput bench-ratelimit bench-manifest bench-overhead bench-report
+.PHONY: demo test lint install lock bench bench-throughput bench-ratelimit bench-manifest bench-overhead bench-report bench-scaleout
 
 $(BIN)/mori-pipeline: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,7 @@ test: install lint
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/pytest
 
 # Benchmarks (BENCHMARKS.md). ARGS is passed on, e.g. `make bench-ratelimit ARGS="--rpm 120"`.
-BENCHES := throughput ratelimit manifest overhead report
+BENCHES := throughput ratelimit manifest overhead report scaleout
 
 $(addprefix bench-,$(BENCHES)): bench-%: install
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m bench.$* $(ARGS)

@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--rpm", type=int, default=None)
     parser.add_argument("--processing-seconds", type=float, default=0.0)
     parser.add_argument("--processing-workers", type=int, default=4)
+    parser.add_argument("--processing-mode", choices=["filter", "copy"], default="filter")
     parser.add_argument("--url-host", action="append", default=[])
     parser.add_argument("--s3-only", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -67,6 +68,7 @@ def main() -> None:
             rpm=args.rpm,
             processing_seconds=args.processing_seconds,
             processing_workers=args.processing_workers,
+            processing_mode=args.processing_mode,
             url_allowlist=frozenset(args.url_host),
             s3_endpoint_url=endpoint,
             first_order_id=int(time.time() * 1000),

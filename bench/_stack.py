@@ -40,10 +40,15 @@ class EmulatorProcess:
     """``with EmulatorProcess(rpm=300) as emu:`` — the emulator and S3 in a child process."""
 
     def __init__(
-        self, *, rpm: int | None = None, processing_seconds: float = 0.0, workers: int = 4
+        self,
+        *,
+        rpm: int | None = None,
+        processing_seconds: float = 0.0,
+        workers: int = 4,
+        mode: str = "filter",
     ) -> None:
         self.args = ["--processing-seconds", str(processing_seconds)]
-        self.args += ["--processing-workers", str(workers)]
+        self.args += ["--processing-workers", str(workers), "--processing-mode", mode]
         if rpm:
             self.args += ["--rpm", str(rpm)]
         self.api = self.s3 = ""

@@ -4,10 +4,12 @@
     mori-pipeline bootstrap                                # once: pool, rate limit, variables
     python -m deployments.serve --manifest data/nightly/manifest.csv    # terminal 2
 
-No work pool and no worker: this process creates the four deployments and runs their flow runs
+No work pool and no worker: this process creates the five deployments and runs their flow runs
 itself (each in a subprocess), until stopped (their schedules pause on shutdown).
 
 * ``protect/protect``     nightly at 02:00 (``--cron``), manifest from ``--manifest``;
+* ``protect-orders/protect-orders``  no schedule: ``protect`` runs start it, once per group
+  of their orders (``fan_out``); served here, its runs are subprocesses of this process;
 * ``finalize/finalize``   no schedule: the webhook receiver starts it, once per order;
 * ``reconcile/reconcile`` every 5 minutes: orders whose webhook never came;
 * ``report/report``       daily at 06:00, over the audit tables.
@@ -34,7 +36,7 @@ from mori.batch.storage import absolute
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
-NAMES = ("protect", "finalize", "reconcile", "report")
+NAMES = ("protect", "protect-orders", "finalize", "reconcile", "report")
 DEFAULT_AUDIT = "data/nightly/audit"
 #: Keys of a ``prefect.yaml`` deployment this module turns into its served deployment; the
 #: work pool is the worker's business, not the ``serve`` process's.
@@ -91,6 +93,8 @@ def build(
             else:
                 params.pop("manifest", None)
                 schedules = []
+            if "protect-orders" not in only:  # nobody here would run its child runs
+                params["fan_out"] = 0
         served.append(
             _flow(spec["entrypoint"]).to_deployment(
                 name,

@@ -1,7 +1,8 @@
 """The ``protect`` flow: a manifest in, protected images and audit tables out.
 
 Reads top to bottom: load the manifest -> plan orders (recording intent) -> drive every order
-with bounded concurrency (one task run per order of ≤ 100 images) -> write the audit -> report.
+with bounded concurrency (one task run per order of ≤ 100 images; with ``fan_out``, child runs
+on any worker drive groups of them) -> write the audit -> report.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from mori.client import MoriClient
 from tasks._prefect import unwalked
 from tasks.audit import AuditTables, write_audit
 from tasks.events import RunEvents
+from tasks.fanout import fan_out_orders, with_children
 from tasks.manifest import list_source, load_manifest
 from tasks.orders import process_order
 from tasks.planning import plan_run
@@ -87,6 +89,7 @@ def protect(
     modified_since: P.ModifiedSince = None,
     max_new_images: P.MaxNewImages = D.max_new_images,
     credentials: P.Credentials = D.credentials,
+    fan_out: P.FanOut = D.fan_out,
 ) -> RunSummary:
     """Protect every image of a manifest exactly once; write outputs and the audit tables."""
     try:
@@ -141,17 +144,22 @@ def protect(
             len(order_keys),
             sum(not it.ok for it in items),
         )
-        results, crashed = drive_orders(order_keys, rt, config.max_concurrent_orders, events)
+        # fan-out: groups of orders driven by child runs on any worker (tasks/fanout.py)
+        fanned = fan_out_orders(order_keys, rt, run_id, fan_out) if fan_out else None
+        results, crashed = fanned or drive_orders(
+            order_keys, rt, config.max_concurrent_orders, events
+        )
         rows = manifest_rows(
             run_id, config.manifest_uri, items, found.known, results, crashed, rt.ledger
         )
         summary = summarise(run_id, rows, len(order_keys))
         summary.wall_seconds = round(time.monotonic() - started, 3)
         summary.output_uri, summary.audit_uri = config.output_uri, config.audit_uri
+        requests = with_children(_stats(rt.client), rt, run_id)  # and the child runs' requests
         tables: AuditTables = {
             ImageRow: rows,
             OrderRow: order_rows(run_id, results, crashed, rt.ledger),
-            RunRow: [run_row(summary, config.manifest_uri, started_at, _stats(rt.client))],
+            RunRow: [run_row(summary, config.manifest_uri, started_at, requests)],
         }
         summary.audit_files = write_audit(
             rt.storage, config.audit_uri, run_id, datetime.now(UTC).date(), unwalked(tables)

@@ -31,5 +31,6 @@ def retry_if_transient(task: Task[..., object], run: TaskRun, state: State) -> b
 def process_order(order_key: str, processor: OrderProcessor) -> OrderResult:
     """Create, upload, confirm, wait, download and verify; resumable from the ledger."""
     result = processor.process(order_key)
-    result.attempts = task_run.run_count
+    if result.attempts:  # 0: another process drove it, this run made no attempt
+        result.attempts = task_run.run_count
     return result

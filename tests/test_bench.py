@@ -93,3 +93,16 @@ def test_report_bench(tmp_path: Path) -> None:
     (other,) = figures["against"]["30,000 rows"]
     assert other["outputs_sha256"] == run["outputs_sha256"]
     assert "CPU speed" in stdout and "30,000 rows: time × " in stdout and "identical" in stdout
+
+
+def test_scaleout_bench(tmp_path: Path) -> None:
+    stdout, figures = run_bench("scaleout", tmp_path, "--quick")
+    runs = figures["runs"]
+    assert [r["workers"] for r in runs] == [1, 2]
+    for run in runs:
+        assert run["images"] == 300 and run["rate_limited"] == 0
+        assert run["images_per_second"] > 0 and run["requests_per_minute"] > 0
+        assert run["cpu_ms_per_image"]["workers"] > 0
+        assert run["cpu_ms_per_image"]["Prefect server"] > 0
+    assert figures["plans"] == []
+    assert "CPU speed" in stdout and "not a speed-up" in stdout

@@ -4,10 +4,17 @@ Each step is committed to the ledger before the next one starts, and every call 
 state at MORI carries the order's deterministic idempotency key, so :meth:`OrderProcessor.process`
 can be called again on the same order key at any point (a task retry, a rerun after a crash)
 and it resumes where the ledger says, without a second order or a second confirm.
+
+With a :class:`~mori.batch.claims.ClaimHolder`, one process at a time drives an order: it is
+claimed before its first step and released after its last. A run that finds an order claimed
+by another live process (another run, another host) waits for it instead of driving it too:
+two drivers of one order could otherwise see its upload links closed by the other's confirm and
+replace it, and MORI would process its images twice.
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import logging
@@ -15,15 +22,19 @@ import posixpath
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mori import keys
 from mori.batch.archive import OutputError, extract_outputs
+from mori.batch.claims import ClaimHolder
 from mori.batch.completion import CompletionWaiter
 from mori.batch.ledger import Ledger, OrderRecord, Slot
 from mori.batch.manifest import RowError, inspect_image
 from mori.batch.progress import OrderEvent, OrderObserver
+from mori.batch.results import ImageResult as ImageResult
+from mori.batch.results import OrderResult as OrderResult
+from mori.batch.results import image_results, result_from_ledger, settled_elsewhere
 from mori.batch.storage import NotFound, Storage, join
 from mori.client import MoriClient
 from mori.errors import (
@@ -33,8 +44,6 @@ from mori.errors import (
     URLExpiredError,
 )
 from mori.models import OrderError, UrlFileSpec
-
-log = logging.getLogger("mori.batch.orders")
 
 CONTENT_TYPES = {
     "jpg": "image/jpeg",
@@ -51,7 +60,7 @@ class OrderSettings:
     """How orders are driven."""
 
     output_uri: str
-    wait_timeout: float = 900.0
+    wait_timeout: float
     upload_concurrency: int = 16
     order_name_prefix: str = "mori-pipeline"
     options: dict[str, Any] | None = None
@@ -61,34 +70,10 @@ class OrderSettings:
     output_from_ledger: bool = False
 
 
-@dataclass
-class ImageResult:
-    """One image's outcome in this run."""
+log = logging.getLogger("mori.batch.orders")
 
-    image_key: str
-    status: str  # processed | failed | pending
-    output_uri: str | None = None
-    output_sha256: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-
-
-@dataclass
-class OrderResult:
-    """One order's outcome in this run (``order_key`` is the last generation's)."""
-
-    order_key: str
-    kind: str
-    status: str  # processed | failed | pending
-    order_id: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    attempts: int = 1
-    replaced: list[str] = field(default_factory=list)
-    images: dict[str, ImageResult] = field(default_factory=dict)
-    record: OrderRecord | None = None
-    #: Already final in the ledger when this run came to it: nothing was done for it now.
-    from_ledger: bool = False
+#: The claimed order key of the order this thread drives.
+_DRIVING: contextvars.ContextVar[str] = contextvars.ContextVar("driving")
 
 
 class OrderProcessor:
@@ -102,9 +87,10 @@ class OrderProcessor:
         waiter: CompletionWaiter,
         settings: OrderSettings,
         observer: OrderObserver | None = None,
+        claims: ClaimHolder | None = None,
     ) -> None:
         self.client, self.ledger, self.storage = client, ledger, storage
-        self.waiter, self.settings = waiter, settings
+        self.waiter, self.settings, self.claims = waiter, settings, claims
         self.observer = observer
 
     # -- the whole path ------------------------------------------------------------------------
@@ -112,10 +98,27 @@ class OrderProcessor:
     def process(self, order_key: str) -> OrderResult:
         """Take an order from wherever the ledger says it is to a final (or pending) outcome.
 
+        With claims: claim it first, waiting up to the wait timeout while another live process
+        drives it. If that process finished it meanwhile, its result is ``skipped`` here; if it
+        still drives it at the end, ``pending`` (this run leaves it alone).
+
         The observer hears ``completed`` or ``failed`` once the order reaches that outcome in
-        this call (not for an order the ledger already had as final).
+        this call (not for an order the ledger already had as final, or another process drove).
         """
-        result = self._process(order_key)
+        if self.claims is None:
+            return self._notified(self._process(order_key))
+        elsewhere = self._claim(order_key, self.claims)
+        if elsewhere is not None:
+            return elsewhere
+        token = _DRIVING.set(order_key)
+        try:
+            return self._notified(self._process(order_key))
+        finally:
+            _DRIVING.reset(token)
+            self.claims.release([order_key])
+
+    def _notified(self, result: OrderResult) -> OrderResult:
+        """``result``, after telling the observer that its order completed or failed now."""
         if not result.from_ledger and result.status in ("processed", "failed"):
             counts = [img.status for img in result.images.values()]
             self._notify(
@@ -130,6 +133,24 @@ class OrderProcessor:
                 )
             )
         return result
+
+    def _claim(self, order_key: str, claims: ClaimHolder) -> OrderResult | None:
+        """``None`` once this process holds the order, else its result here (see process)."""
+        deadline = self.waiter.clock() + self.settings.wait_timeout
+        while not claims.claim([order_key]):
+            result = result_from_ledger(self.ledger, order_key)
+            if result.status != "pending":
+                return settled_elsewhere(result)
+            if self.waiter.clock() >= deadline:
+                reason = f"another process ({claims.holder(order_key)}) drives it"
+                return settled_elsewhere(result_from_ledger(self.ledger, order_key, reason))
+            self.waiter.sleep(self.waiter.poll_interval)
+        return None
+
+    def _step_done(self) -> None:
+        """Stop before the next step if another process took the order over."""
+        if self.claims is not None:
+            self.claims.check(_DRIVING.get(None))
 
     def _process(self, order_key: str) -> OrderResult:
         record = self.ledger.order(order_key)
@@ -204,6 +225,7 @@ class OrderProcessor:
                 reason = f"MORI is still processing order {order_id} (status {status})"
                 return self._pending(self.ledger.order(key), slots, "WAITING_FOR_MORI", reason)
             self.ledger.advance(key, "complete")
+            self._step_done()
         return self._download(self.ledger.order(key), slots)
 
     # -- steps ---------------------------------------------------------------------------------
@@ -236,6 +258,7 @@ class OrderProcessor:
                 order_name=created.order_name,
             )
             self._notify(OrderEvent("created", record.order_key, created.order_id, len(slots)))
+            self._step_done()
         return created
 
     def _upload(self, key: str, slots: list[Slot], urls: list[str | None]) -> None:
@@ -273,6 +296,7 @@ class OrderProcessor:
             self._upload(key, slots, urls)  # an upload was lost: put every file again, once
             self.client.confirm_order(order_id, idempotency_key=keys.confirm_key(key))
         self.ledger.advance(key, "confirmed")
+        self._step_done()
 
     def _download(self, record: OrderRecord, slots: list[Slot]) -> OrderResult:
         assert record.order_id is not None
@@ -288,6 +312,7 @@ class OrderProcessor:
                 slot, entries[slot.position], outputs
             )
         self.ledger.advance(record.order_key, "downloaded")
+        self._step_done()
         return result
 
     def output_location(self, record: OrderRecord) -> str:
@@ -318,6 +343,7 @@ class OrderProcessor:
         new_key = keys.order_key((s.image_key for s in slots), generation)
         self.ledger.replace(record.order_key, new_key, slots, generation)
         log.info("order %s replaced by %s: %s", record.order_key[:8], new_key[:8], reason)
+        self._step_done()
 
     def _notify(self, event: OrderEvent) -> None:
         """Tell the observer; an observer that fails never fails the order."""
@@ -341,15 +367,7 @@ class OrderProcessor:
             record.error_message,
             from_ledger=True,
         )
-        for key, img in self.ledger.images(s.image_key for s in slots).items():
-            result.images[key] = ImageResult(
-                key,
-                img.status,
-                img.output_uri,
-                img.output_sha256,
-                img.error_code,
-                img.error_message,
-            )
+        result.images = image_results(self.ledger, slots, "")
         return result
 
     def _failed(self, record: OrderRecord, slots: list[Slot], code: str, msg: str) -> OrderResult:

@@ -118,6 +118,15 @@ Credentials = Annotated[
         "sets wins); empty: the environment only",
     ),
 ]
+FanOut = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=64,
+        description="Child runs (protect-orders deployment) driving this run's orders at once, "
+        "on any worker; 0 = drive every order in this run",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,7 @@ class Defaults:
     exclude: list[str] = field(default_factory=list)
     max_new_images: int = 100_000
     credentials: str = "default"
+    fan_out: int = 0
 
 
 DEFAULTS = Defaults()
@@ -164,6 +174,7 @@ class ProtectParameters(BaseModel):
     modified_since: ModifiedSince = None
     max_new_images: MaxNewImages = DEFAULTS.max_new_images
     credentials: Credentials = DEFAULTS.credentials
+    fan_out: FanOut = DEFAULTS.fan_out
 
     @model_validator(mode="after")
     def _one_input(self) -> Self:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from mori.batch.claims import ClaimHolder, owner_name
 from mori.batch.completion import CompletionWaiter
 from mori.batch.ledger import ledger_location, open_ledger
 from mori.batch.listing import SourceSpec, source_root
@@ -46,6 +47,8 @@ class RunConfig:
     options: dict[str, Any] | None = None
     #: Finish each order where the run that planned it writes (``finalize``, ``reconcile``).
     output_from_ledger: bool = False
+    #: Seconds a claim on an order lasts unless renewed (see :mod:`mori.batch.claims`).
+    lease_seconds: float = 60.0
 
     #: A listed source instead of a manifest (``manifest_uri`` is then the source's URI).
     source: SourceSpec | None = None
@@ -138,7 +141,10 @@ class RunConfig:
 class Runtime:
     """The client, ledger, storage and processor of one run; close it when done.
 
-    ``observer`` hears every order's ``created``, ``completed`` and ``failed``.
+    The processor claims each order before driving it (``owner``: who this process is in a
+    claim, by default ``host:pid``; ``ticket``: the dispatch a child run drives) and the claims
+    are renewed in the background until the runtime closes. ``observer`` hears every order's
+    ``created``, ``completed`` and ``failed``.
     """
 
     def __init__(
@@ -146,12 +152,18 @@ class Runtime:
         config: RunConfig,
         storage: Storage,
         client: MoriClient,
+        *,
         observer: OrderObserver | None = None,
+        owner: str | None = None,
+        ticket: str | None = None,
     ) -> None:
         self.config = config
         self.storage = storage
         self.ledger = open_ledger(config.ledger)
         self.client = client
+        self.claims = ClaimHolder(
+            self.ledger, owner or owner_name(), config.lease_seconds, ticket
+        ).start()
         self.waiter = CompletionWaiter(
             self.client,
             self.ledger,
@@ -170,12 +182,16 @@ class Runtime:
                 options=config.options,
                 output_from_ledger=config.output_from_ledger,
             ),
-            observer,
+            observer=observer,
+            claims=self.claims,
         )
 
     def close(self) -> None:
-        self.client.close()
-        self.ledger.close()
+        try:
+            self.claims.stop()
+        finally:
+            self.client.close()
+            self.ledger.close()
 
     def __enter__(self) -> Runtime:
         return self

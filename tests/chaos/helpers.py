@@ -26,8 +26,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pandas as pd
+import psycopg
 import pyarrow.dataset as ds
 from PIL import Image
+from psycopg.rows import dict_row
 
 from deployments.stack import environment
 from mori.batch.ledger import Ledger
@@ -52,7 +54,8 @@ FORMATS = (("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("BMP", "bmp"), ("
 class ChaosStack:
     """S3 + emulator (+ webhook receiver into ``ledger_path``) on loopback; sets the env."""
 
-    ledger_path: Path | None = None
+    #: The ledger the receiver records into: a SQLite file or a PostgreSQL URL.
+    ledger_path: Path | str | None = None
     faults: str = ""
     seed: int = 0
     url_hosts: frozenset[str] = frozenset()
@@ -206,14 +209,27 @@ def audit_table(audit: Path, table: str) -> pd.DataFrame:
     return ds.dataset(folder, format="parquet", partitioning="hive").to_table().to_pandas()
 
 
-def ledger_query(path: Path, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-    """Rows of a read-only query on a ledger file."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+def ledger_query(target: Path | str, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+    """Rows (by column name) of a read-only query on a ledger: a SQLite file, or a PostgreSQL
+    URL (write the query in SQL both understand, e.g. ``HAVING COUNT(*) > 1``)."""
+    if str(target).startswith("postgresql://"):
+        with psycopg.connect(str(target), row_factory=dict_row) as conn:
+            return conn.execute(sql.replace("?", "%s"), tuple(args)).fetchall()
+    db = sqlite3.connect(f"file:{target}?mode=ro", uri=True, timeout=30)
     db.row_factory = sqlite3.Row
     try:
         return list(db.execute(sql, args))
     finally:
         db.close()
+
+
+def ledger_for(backend: str, folder: Path, request: Any) -> Path | str:
+    """Where a chaos test's ledger lives: ``<folder>/audit/ledger.sqlite``, or a fresh
+    PostgreSQL database (its URL is then also ``MORI_LEDGER_URL`` for every run)."""
+    if backend == "sqlite":
+        return folder / "audit" / "ledger.sqlite"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 def fault_kinds(stats: dict[str, Any]) -> Counter[str]:

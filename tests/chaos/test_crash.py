@@ -44,6 +44,7 @@ from .helpers import (
     audit_table,
     child_env,
     decodes,
+    ledger_for,
     ledger_query,
     make_corpus,
     write_csv,
@@ -210,9 +211,23 @@ def rerun(manifest: Path, host: str) -> Any:
     return state.result()
 
 
+#: The trials that also run with a PostgreSQL ledger: one of each way to kill.
+POSTGRES_TRIALS = (0, 3, 4, 8)
+CASES = [pytest.param(t, "sqlite", id=f"{t}-sqlite") for t in range(len(MODES))] + [
+    pytest.param(t, "postgresql", id=f"{t}-postgresql") for t in POSTGRES_TRIALS
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("trial", range(len(MODES)))
-def test_kill_then_changed_rerun_is_exactly_once(trial: int, prefect: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("trial", "backend"), CASES)
+def test_kill_then_changed_rerun_is_exactly_once(
+    trial: int,
+    backend: str,
+    prefect: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     rng = random.Random(7000 + trial)
     count = rng.randint(120, 170)
     rows = make_corpus(tmp_path, count, URL_SHARE, seed=rng.randrange(1 << 30), prefix="a")
@@ -220,7 +235,9 @@ def test_kill_then_changed_rerun_is_exactly_once(trial: int, prefect: str, tmp_p
     orders = -(-(count - n_urls) // ORDER_SIZE) + -(-n_urls // ORDER_SIZE)
     plan = plan_for(trial, rng, count - n_urls, orders)
     audit = tmp_path / "audit"
-    ledger = audit / "ledger.sqlite"
+    ledger = ledger_for(backend, tmp_path, request)
+    if backend == "postgresql":  # the killed child's and the rerun's ledger
+        monkeypatch.setenv("MORI_LEDGER_URL", str(ledger))
 
     with static_files(tmp_path / "web") as host:
         manifest = write_csv(tmp_path / "manifest.csv", rows, host)
@@ -310,7 +327,7 @@ def test_kill_then_changed_rerun_is_exactly_once(trial: int, prefect: str, tmp_p
     doubled = ledger_query(
         ledger,
         "SELECT oi.image_key, COUNT(*) AS n FROM order_images oi JOIN orders o USING(order_key)"
-        " WHERE o.status != 'abandoned' GROUP BY oi.image_key HAVING n > 1",
+        " WHERE o.status != 'abandoned' GROUP BY oi.image_key HAVING COUNT(*) > 1",
     )
     assert doubled == []
     statuses = ledger_query(ledger, "SELECT status, COUNT(*) AS n FROM images GROUP BY status")

@@ -58,6 +58,12 @@ def test_command_line_overrides() -> None:
         "manifest": "/m/manifest.csv",
         "audit": "/m/audit",
         "output": "s3://bucket/out",
+        "fan_out": 4,
+    }
+    assert served["protect-orders"].parameters == {
+        "audit": "/m/audit",
+        "output": "s3://bucket/out",
+        "lease_seconds": 60,
     }
     (schedule,) = _schedules(protect)
     assert (schedule.cron, schedule.timezone) == ("30 3 * * *", "Europe/Berlin")
@@ -69,6 +75,14 @@ def test_without_a_manifest_protect_runs_only_by_hand() -> None:
     (protect,) = build(manifest=None, audit="/m/audit", only=["protect"])
     assert _schedules(protect) == []
     assert "manifest" not in protect.parameters
+
+
+def test_protect_fans_out_only_where_its_child_runs_are_served() -> None:
+    (alone,) = build(manifest=None, audit="/m/audit", only=["protect"])
+    assert alone.parameters["fan_out"] == 0
+    both = build(manifest=None, audit="/m/audit", only=["protect", "protect-orders"])
+    assert [d.name for d in both] == ["protect", "protect-orders"]
+    assert both[0].parameters["fan_out"] == deployment_specs()["protect"]["parameters"]["fan_out"]
 
 
 def test_yaml_locations_are_relative_to_the_checkout(tmp_path: Path) -> None:

@@ -103,6 +103,37 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         proc.wait(timeout=5)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid``, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [p for p, parent in parents.items() if parent == current]
+        found += children
+        frontier += children
+    return found
+
+
+def kill_tree(proc: subprocess.Popen[bytes]) -> list[int]:
+    """SIGKILL a process, everything below it and their process groups at once, as the death
+    of its host would (Prefect starts each flow run in a session of its own, so killing the
+    worker's group alone leaves its flow runs alive). The pids killed."""
+    pids = [proc.pid, *descendants(proc.pid)]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    return pids
+
+
 def wait_for(
     check: Callable[[], Any], timeout: float, interval: float = 0.5, what: str = "condition"
 ) -> Any:
@@ -117,24 +148,23 @@ def wait_for(
         time.sleep(interval)
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """``prefect server start`` on a free port with its own PREFECT_HOME (SQLite)."""
-    home = tmp_path_factory.mktemp("prefect-home")
+def start_server(home: Path, procs: Processes, **env: str) -> PrefectServer:
+    """``prefect server start`` on a free port with its own PREFECT_HOME (and ``env``: e.g.
+    ``PREFECT_SERVER_DATABASE_CONNECTION_URL``), once it answers ``/api/health``."""
     port = free_port()
     server = PrefectServer(f"http://127.0.0.1:{port}", home, home / "server.log")
-    env = server.env(
+    environment = server.env(
         PREFECT_HOME=str(home),
         # the UI reads the API address from the server's settings (notes §13)
         PREFECT_SERVER_UI_API_URL=server.api_url,
         # no scheduler: deployed schedules must not start runs during the tests
         PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
+        **env,
     )
-    procs = Processes(home)
     proc = procs.start(
         "server",
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env,
+        environment,
     )
 
     def healthy() -> bool:
@@ -145,9 +175,17 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         except httpx.HTTPError:
             return False
 
+    wait_for(healthy, SERVER_START_TIMEOUT, what="prefect server health")
+    return server
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """``prefect server start`` on a free port with its own PREFECT_HOME (SQLite)."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    procs = Processes(home)
     try:
-        wait_for(healthy, SERVER_START_TIMEOUT, what="prefect server health")
-        yield server
+        yield start_server(home, procs)
     finally:
         procs.stop_all()
 
@@ -268,6 +306,29 @@ def run_cli(args: list[str], env: Mapping[str, str], timeout: float = 120) -> st
     return out
 
 
+def set_child_lease(seconds: float) -> None:
+    """The ``protect-orders`` deployment's default lease (parents never pass one)."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("protect-orders/protect-orders")
+        parameters = {**deployment.parameters, "lease_seconds": seconds}
+        client.update_deployment(deployment.id, DeploymentUpdate(parameters=parameters))
+
+
+def child_runs(parent_id: str) -> list[Any]:
+    """The ``protect-orders`` runs a ``protect`` run started (their tickets name it)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["protect-orders"])), limit=200
+        )
+    return [r for r in runs if str(r.parameters.get("ticket", "")).startswith(f"{parent_id}/")]
+
+
 class Support:
     """The helpers above, for tests (this folder is not a package, so they come as a fixture)."""
 
@@ -278,6 +339,13 @@ class Support:
     stack_env = staticmethod(stack_env)
     run_cli = staticmethod(run_cli)
     stop_group = staticmethod(stop_group)
+    descendants = staticmethod(descendants)
+    kill_tree = staticmethod(kill_tree)
+    Processes = Processes
+    start_server = staticmethod(start_server)
+    drain = staticmethod(_drain_prefect_workers)
+    set_child_lease = staticmethod(set_child_lease)
+    child_runs = staticmethod(child_runs)
 
 
 @pytest.fixture(scope="session")

@@ -62,7 +62,7 @@ def _deploy(support: Any, env: dict[str, str]) -> None:
     out = support.run_cli(
         [str(support.BIN / "prefect"), "--no-prompt", "deploy", "--all"], env, timeout=180
     )
-    for name in ("protect", "finalize", "reconcile", "report"):
+    for name in ("protect", "protect-orders", "finalize", "reconcile", "report"):
         assert f"Deployment '{name}/{name}' successfully created" in re.sub(r"\s+", " ", out), out
 
 

@@ -7,8 +7,9 @@ one ledger into another (SQLite to PostgreSQL, when a deployment grows past one 
 Layout: a store core (``_store``, ``_sqlite``, ``_postgres``, ``_retry``: connections,
 transactions, the planning lock, retries), versioned migrations (``schema``), repositories
 holding each concern's SQL (``orders``, ``images``, ``events``, ``objects`` for what was read
-from the objects of a listed source, and ``intent`` for the bulk path of planning), and the
-:class:`Ledger` facade the pipeline uses.
+from the objects of a listed source, ``intent`` for the bulk path of planning, ``claims`` and
+``dispatches`` for runs spread over several processes), and the :class:`Ledger` facade the
+pipeline uses.
 """
 
 from mori.batch.ledger._retry import RetryPolicy
@@ -17,6 +18,8 @@ from mori.batch.ledger.objects import SourceObject
 from mori.batch.ledger.records import (
     ORDER_STATUSES,
     TERMINAL,
+    ClaimRecord,
+    DispatchRecord,
     EventRecord,
     ImageRecord,
     OrderRecord,
@@ -32,6 +35,8 @@ from mori.batch.ledger.transfer import MigrationReport, TableCopy, TransferError
 __all__ = [
     "ORDER_STATUSES",
     "TERMINAL",
+    "ClaimRecord",
+    "DispatchRecord",
     "EventRecord",
     "ImageRecord",
     "Ledger",

@@ -13,6 +13,10 @@ scaled-out deployment and any number of webhook receivers, through a connection 
 operation is a transaction retried after a lost connection, which is safe because every
 operation is idempotent.
 
+Processes on several hosts also coordinate here: each order's *claim* (which process drives it
+now, with a lease judged by the database's clock; :mod:`mori.batch.ledger.claims`) and the
+groups of orders a fanned-out run handed to child runs (:mod:`mori.batch.ledger.dispatches`).
+
 Nothing secret is stored: no API key, no presigned URL (a create replayed with the same
 idempotency key hands the upload URLs back), no webhook signature. A URL's password never
 appears in a ``repr``, a log line or an exception.
@@ -27,6 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from mori.batch.ledger import claims as claims_repo
+from mori.batch.ledger import dispatches as dispatches_repo
 from mori.batch.ledger import events as events_repo
 from mori.batch.ledger import images as images_repo
 from mori.batch.ledger import intent
@@ -38,6 +44,8 @@ from mori.batch.ledger._store import Store, Tx
 from mori.batch.ledger.objects import SourceObject
 from mori.batch.ledger.records import (
     ORDER_FIELDS,
+    ClaimRecord,
+    DispatchRecord,
     EventRecord,
     ImageRecord,
     OrderRecord,
@@ -295,6 +303,84 @@ class Ledger:
         rows, at = list(objects), now_iso()
         if rows:
             self._store.write(lambda tx: objects_repo.remember(tx, rows, at))
+
+    # -- claims: who drives an order now (see mori.batch.ledger.claims) ------------------------
+
+    def claim(
+        self,
+        order_keys: Sequence[str],
+        owner: str,
+        lease_seconds: float,
+        ticket: str | None = None,
+        *,
+        host_id: str | None = None,
+        pid: int | None = None,
+        gone: Sequence[str] = (),
+    ) -> list[str]:
+        """Claim every open order of ``order_keys`` nobody else holds, for ``lease_seconds``
+        (the database's clock); the keys ``owner`` now holds. Idempotent for its owner.
+
+        ``host_id`` and ``pid`` say where the owner runs; claims of the owners in ``gone``
+        (processes known to have ended) are taken even while their lease lasts.
+        """
+        keys, at = list(order_keys), now_iso()
+        who = claims_repo.Claimant(owner, lease_seconds, ticket, host_id, pid, tuple(gone))
+        return self._store.write(lambda tx: claims_repo.claim(tx, keys, who, at))
+
+    def renew_claims(
+        self, order_keys: Sequence[str], owner: str, lease_seconds: float
+    ) -> list[str]:
+        """Extend ``owner``'s claims by ``lease_seconds`` from now; the keys it still holds (a
+        claim another owner took over after its lease ran out is not among them)."""
+        keys = list(order_keys)
+        return self._store.write(lambda tx: claims_repo.renew(tx, keys, owner, lease_seconds))
+
+    def release_claims(self, order_keys: Sequence[str], owner: str) -> None:
+        """``owner`` lets go of its claims of ``order_keys``."""
+        keys, at = list(order_keys), now_iso()
+        self._store.write(lambda tx: claims_repo.release(tx, keys, owner, at))
+
+    def claims(self, order_keys: Iterable[str]) -> dict[str, ClaimRecord]:
+        """The claim of each of ``order_keys`` that was ever claimed (liveness judged now)."""
+        keys = list(order_keys)
+        return self._store.read(lambda tx: claims_repo.lookup(tx, keys))
+
+    # -- fan-out: groups of a run's orders handed to child runs --------------------------------
+
+    def record_dispatch(
+        self, run_id: str, group: int, attempt: int, order_keys: Sequence[str]
+    ) -> None:
+        """Record a group of ``run_id`` (or its next attempt) before its child run starts."""
+        keys, at = list(order_keys), now_iso()
+        self._store.write(lambda tx: dispatches_repo.record(tx, run_id, group, attempt, keys, at))
+
+    def set_dispatch_child(self, run_id: str, group: int, attempt: int, child_run_id: str) -> None:
+        """The child run that drives an attempt of a group."""
+        self._store.write(
+            lambda tx: dispatches_repo.set_child(tx, run_id, group, attempt, child_run_id)
+        )
+
+    def dispatches(self, run_id: str) -> list[DispatchRecord]:
+        """The groups ``run_id`` handed out, by group number (latest attempt of each)."""
+        return self._store.read(lambda tx: dispatches_repo.for_run(tx, run_id))
+
+    def record_child_stats(self, ticket: str, run_id: str, stats: Mapping[str, int]) -> None:
+        """What a child run of ``run_id`` asked of MORI: ``requests``, ``retries``,
+        ``rate_limited`` (set, so recording it again changes nothing)."""
+        requests, retries, limited = (
+            int(stats.get(k, 0)) for k in ("requests", "retries", "rate_limited")
+        )
+        at = now_iso()
+        self._store.write(
+            lambda tx: dispatches_repo.record_child(
+                tx, ticket, run_id, requests, retries, limited, at
+            )
+        )
+
+    def child_stats(self, run_id: str) -> dict[str, int]:
+        """``requests``, ``retries`` and ``rate_limited`` summed over ``run_id``'s children."""
+        totals = self._store.read(lambda tx: dispatches_repo.child_totals(tx, run_id))
+        return dict(zip(("requests", "retries", "rate_limited"), totals, strict=True))
 
     # -- webhook events ------------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from typing import NamedTuple
 __all__ = [
     "ORDER_STATUSES",
     "TERMINAL",
+    "ClaimRecord",
+    "DispatchRecord",
     "EventRecord",
     "ImageRecord",
     "OrderRecord",
@@ -98,6 +100,40 @@ class EventRecord:
     status: str
     payload: str
     received_at: str
+
+
+@dataclass(frozen=True)
+class ClaimRecord:
+    """Who drives an order now: its claim, judged by the database's clock when it was read."""
+
+    order_key: str
+    owner: str
+    #: The owner's host and process namespace, and its process id there (see
+    #: :func:`mori.batch.claims.host_id`): a process on the same host can tell it is gone.
+    host_id: str | None
+    pid: int | None
+    #: The dispatch the claim was taken for (``<run>/<group>/<attempt>``), if any.
+    ticket: str | None
+    #: Not released, and its lease has not run out.
+    live: bool
+    released: bool
+    #: Seconds until the lease runs out (negative: it ran out that long ago).
+    lease_left: float
+    claimed_at: str
+    #: How often a lapsed claim of this order was taken over by another owner.
+    takeovers: int
+
+
+@dataclass(frozen=True)
+class DispatchRecord:
+    """One group of a run's orders handed to a child run (its latest attempt)."""
+
+    run_id: str
+    group: int
+    attempt: int
+    order_keys: tuple[str, ...]
+    child_run_id: str | None
+    dispatched_at: str
 
 
 _new_slot = object.__new__

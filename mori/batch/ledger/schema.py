@@ -11,7 +11,10 @@ when missing), so it is brought up to date like a fresh one, without losing a ro
 
 Timestamps are ISO-8601 text in both backends (the ledger writes them, in UTC); PostgreSQL
 text columns use the ``C`` collation so that keys and timestamps sort as in SQLite. PostgreSQL's
-``orders.seq`` keeps the planning order that SQLite's ``rowid`` keeps.
+``orders.seq`` keeps the planning order that SQLite's ``rowid`` keeps. The one exception is a
+claim's ``lease_until``: seconds since the epoch by the *database's* clock (see
+:mod:`mori.batch.ledger.claims`), so hosts whose clocks disagree still agree on whether a lease
+ran out.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from mori.batch.ledger._store import Dialect, Store, Tx
 from mori.batch.ledger.records import now_iso
 
 __all__ = [
+    "COORDINATION_TABLES",
     "DATA_TABLES",
     "MIGRATIONS",
     "SOURCE_OBJECTS_VERSION",
@@ -35,6 +39,9 @@ __all__ = [
 
 #: The tables that hold the ledger's content (``schema_migrations`` is each database's own).
 DATA_TABLES = ("orders", "order_images", "images", "webhook_events", "source_objects")
+#: The tables that coordinate the runs of a scaled-out deployment (who drives which order now,
+#: which groups of orders a run handed to child runs); transient, so never copied.
+COORDINATION_TABLES = ("order_claims", "fanout_groups", "fanout_children")
 #: ``pg_advisory_xact_lock`` key held while migrations are checked and applied ("morimigr").
 MIGRATION_LOCK = 0x6D6F72696D696772
 
@@ -190,11 +197,78 @@ _SOURCE_OBJECTS = """CREATE TABLE IF NOT EXISTS source_objects (
 #: from the sequence of the other migrations).
 SOURCE_OBJECTS_VERSION = 10
 
+_SQLITE_CLAIMS = _statements(
+    """CREATE TABLE IF NOT EXISTS order_claims (
+    order_key   TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,               -- host:pid[@worker] of the process driving it
+    host_id     TEXT,                        -- its host and process namespace (see claims.py)
+    pid         INTEGER,                     -- its process id on that host
+    ticket      TEXT,                        -- the dispatch it was claimed for (run/group/attempt)
+    lease_until REAL NOT NULL,               -- epoch seconds, the database's clock
+    claimed_at  TEXT NOT NULL,
+    released_at TEXT,                        -- set when its owner let go of it
+    takeovers   INTEGER NOT NULL DEFAULT 0   -- times a lapsed claim was taken by another owner
+)""",
+    """CREATE TABLE IF NOT EXISTS fanout_groups (
+    run_id        TEXT NOT NULL,
+    group_no      INTEGER NOT NULL,
+    attempt       INTEGER NOT NULL,
+    order_keys    TEXT NOT NULL,             -- space-separated
+    child_run_id  TEXT,
+    dispatched_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, group_no)
+)""",
+    """CREATE TABLE IF NOT EXISTS fanout_children (
+    ticket       TEXT PRIMARY KEY,           -- run/group/attempt of one child run
+    run_id       TEXT NOT NULL,
+    requests     INTEGER NOT NULL,           -- the child's MORI requests, retries, 429s
+    retries      INTEGER NOT NULL,
+    rate_limited INTEGER NOT NULL,
+    finished_at  TEXT NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS children_by_run ON fanout_children(run_id)",
+)
+
+_POSTGRES_CLAIMS = _statements(
+    """CREATE TABLE order_claims (
+    order_key   TEXT COLLATE "C" PRIMARY KEY REFERENCES orders(order_key),
+    owner       TEXT NOT NULL,
+    host_id     TEXT COLLATE "C",
+    pid         INTEGER,
+    ticket      TEXT COLLATE "C",
+    lease_until DOUBLE PRECISION NOT NULL,
+    claimed_at  TEXT COLLATE "C" NOT NULL,
+    released_at TEXT COLLATE "C",
+    takeovers   INTEGER NOT NULL DEFAULT 0
+)""",
+    """CREATE TABLE fanout_groups (
+    run_id        TEXT COLLATE "C" NOT NULL,
+    group_no      INTEGER NOT NULL,
+    attempt       INTEGER NOT NULL,
+    order_keys    TEXT NOT NULL,
+    child_run_id  TEXT,
+    dispatched_at TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (run_id, group_no)
+)""",
+    """CREATE TABLE fanout_children (
+    ticket       TEXT COLLATE "C" PRIMARY KEY,
+    run_id       TEXT COLLATE "C" NOT NULL,
+    requests     INTEGER NOT NULL,
+    retries      INTEGER NOT NULL,
+    rate_limited INTEGER NOT NULL,
+    finished_at  TEXT COLLATE "C" NOT NULL
+)""",
+    "CREATE INDEX children_by_run ON fanout_children(run_id)",
+)
+
+_CLAIMS = "order_claims, fanout_groups, fanout_children (a run's orders over child runs)"
+
 #: Each backend's migrations, in order.
 MIGRATIONS: dict[Dialect, tuple[Migration, ...]] = {
     "sqlite": (
         Migration(1, "orders, order_images, images, webhook_events", _SQLITE_BASE),
         Migration(2, "orders.output_uri", _add_output_uri),
+        Migration(3, _CLAIMS, _SQLITE_CLAIMS),
         Migration(
             SOURCE_OBJECTS_VERSION,
             "source_objects",
@@ -203,6 +277,7 @@ MIGRATIONS: dict[Dialect, tuple[Migration, ...]] = {
     ),
     "postgresql": (
         Migration(1, "orders, order_images, images, webhook_events", _POSTGRES_BASE),
+        Migration(2, _CLAIMS, _POSTGRES_CLAIMS),
         Migration(
             SOURCE_OBJECTS_VERSION,
             "source_objects",

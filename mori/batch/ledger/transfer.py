@@ -9,6 +9,8 @@ otherwise the copy is refused.
 
 Every data table is copied with every column, and with the order in which orders were planned
 (SQLite's ``rowid``, PostgreSQL's ``seq``). ``schema_migrations`` is each database's own.
+The coordination tables (``order_claims``, ``fanout_groups``: who drives an order right now)
+are not copied: they describe runs in flight, and a ledger is migrated with none running.
 """
 
 from __future__ import annotations
