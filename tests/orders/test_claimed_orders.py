@@ -21,6 +21,7 @@ from mori.batch.completion import CompletionWaiter
 from mori.batch.ledger import Ledger
 from mori.batch.orders import OrderProcessor, OrderSettings
 from mori.batch.plan import plan_orders, record_intent
+from mori.batch.progress import OrderEvent
 from mori.batch.storage import Storage
 from mori.client import MoriClient
 from mori.emulator import EmulatorConfig, EmulatorServer, LocalS3
@@ -142,14 +143,14 @@ def test_a_driver_that_lost_its_claim_mid_order_stops_before_the_next_step(
     a, b = world.runs
     created = threading.Event()
 
-    def take_over(key: str, step: str) -> None:
-        if step == "created":  # meanwhile b takes the order over
+    def take_over(event: OrderEvent) -> None:
+        if event.kind == "created":  # meanwhile b takes the order over
             lapse(world.url)
             assert b.claims.claim([world.order_key]) == [world.order_key]
             a.claims.renew()
             created.set()
 
-    a.processor._report = take_over
+    a.processor.observer = take_over
     with pytest.raises(ClaimLost):
         a.processor.process(world.order_key)
     assert created.is_set()
