@@ -1,4 +1,5 @@
-"""Shared fixtures: one Prefect test harness (temporary SQLite API server) for the session."""
+"""Shared fixtures: Prefect's test harness (a temporary API server) for the session, and the
+plugins in tests/support: PostgreSQL, a real ``prefect server``, a local S3 endpoint."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.support.postgres"]
+pytest_plugins = [
+    "tests.support.postgres",
+    "tests.support.prefect_server",
+    "tests.support.s3",
+]
 
 
 @pytest.fixture(scope="session")

@@ -41,9 +41,9 @@ from mori.emulator.faults import HTTP_FAULTS, WEBHOOK_FAULTS
 from mori.emulator.s3server import LocalS3
 from mori.emulator.server import EmulatorServer
 from mori.serving import ThreadedServer
+from tests.support.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = ROOT / ".venv" / "bin"
+VENV_BIN = REPO / ".venv" / "bin"
 #: Distinctive, so a leak anywhere is found by a plain substring search.
 API_KEY = "sk-live-SECRET123"
 #: (Pillow format, extension) of the corpus, in rotation.
