@@ -7,6 +7,12 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from prefect.logging.configuration import setup_logging
+
+# Prefect sets its logging up once, on first use, with a console handler bound to the
+# sys.stderr of that moment: set up here, the handler writes to pytest's session-long capture,
+# not to the capture of whichever test used Prefect first (closed when that test ends).
+setup_logging()
 
 pytest_plugins = [
     "tests.support.postgres",
