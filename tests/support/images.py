@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -66,3 +68,26 @@ def make_image(fmt: str = "PNG", mode: str = "RGB", size: tuple[int, int] = (48,
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return buffer.getvalue()
+
+
+def make_manifest(folder: Path, count: int, seed: int = 11) -> Path:
+    """``count`` pictures of mixed formats (the demo's) and a ``source,id`` CSV manifest of
+    them under ``folder``; ``seed`` makes them (and their names) differ."""
+    from deployments.demo import FORMATS as DEMO_FORMATS
+    from deployments.demo import make_image as demo_image
+
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        ext, fmt = DEMO_FORMATS[i % len(DEMO_FORMATS)]
+        name = f"img-{seed}-{i:03d}.{ext}"
+        demo_image(images / name, rng, fmt)
+        rows.append({"source": f"images/{name}", "id": f"row-{i:03d}"})
+    manifest = folder / "manifest.csv"
+    with manifest.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["source", "id"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return manifest

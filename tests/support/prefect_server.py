@@ -5,9 +5,7 @@ run subprocesses (serve, worker, deploy) that are always killed at teardown. A p
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -21,6 +19,7 @@ import httpx
 import pytest
 
 from mori.serving import free_port
+from tests.support.images import make_manifest
 from tests.support.paths import REPO
 
 BIN = Path(sys.executable).parent
@@ -249,27 +248,6 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
-
-
-def make_manifest(folder: Path, count: int, seed: int = 11) -> Path:
-    """``count`` small images of mixed formats and a CSV manifest under ``folder``."""
-    from deployments.demo import FORMATS, make_image
-
-    images = folder / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    rows = []
-    for i in range(count):
-        ext, fmt = FORMATS[i % len(FORMATS)]
-        name = f"img-{seed}-{i:03d}.{ext}"
-        make_image(images / name, rng, fmt)
-        rows.append({"source": f"images/{name}", "id": f"row-{i:03d}"})
-    manifest = folder / "manifest.csv"
-    with manifest.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["source", "id"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return manifest
 
 
 def stack_env(server: PrefectServer, **extra: str) -> dict[str, str]:

@@ -5,9 +5,7 @@ No Prefect here: the processor is plain Python; these tests drive it directly.
 
 from __future__ import annotations
 
-import csv
 import io
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +13,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from deployments.demo import FORMATS, make_image
 from mori import keys
 from mori.batch import manifest
 from mori.batch.completion import CompletionWaiter
@@ -27,6 +24,7 @@ from mori.client import MoriClient
 from mori.emulator import EmulatorConfig, EmulatorServer, LocalS3
 from mori.retry import RetryPolicy
 from tests.support.clock import FakeClock
+from tests.support.images import make_manifest
 
 API_KEY = "orders-key"
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_delay=0.01, max_delay=0.05, deadline=10)
@@ -51,22 +49,6 @@ class World:
         return {k: v for k, v in self.server.stats().items() if isinstance(v, int)}
 
 
-def _images(folder: Path, count: int, seed: int) -> Path:
-    rng = random.Random(seed)
-    (folder / "img").mkdir(parents=True)
-    rows = []
-    for i in range(count):
-        ext, fmt = FORMATS[i % len(FORMATS)]
-        make_image(folder / "img" / f"p{i}.{ext}", rng, fmt)
-        rows.append({"source": f"img/p{i}.{ext}"})
-    path = folder / "m.csv"
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, ["source"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 @pytest.fixture
 def world(s3_server: LocalS3, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
     marker = request.node.get_closest_marker("emulator")
@@ -89,7 +71,7 @@ def world(s3_server: LocalS3, tmp_path: Path, request: pytest.FixtureRequest) ->
         processor = OrderProcessor(
             client, ledger, storage, waiter, OrderSettings(str(tmp_path / "out"), wait_timeout=10)
         )
-        items = manifest.load(str(_images(tmp_path, count, seed=len(tmp_path.name))), storage)
+        items = manifest.load(str(make_manifest(tmp_path, count, seed=len(tmp_path.name))), storage)
         yield World(server, clock, client, ledger, processor, items, tmp_path / "out")
         client.close()
         ledger.close()

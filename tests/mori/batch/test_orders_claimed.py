@@ -4,8 +4,6 @@ by the other's confirm, replace it, and have MORI process its images twice."""
 
 from __future__ import annotations
 
-import csv
-import random
 import threading
 import uuid
 from collections.abc import Iterator
@@ -15,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from deployments.demo import FORMATS, make_image
 from mori.batch import manifest
 from mori.batch.claims import ClaimHolder, ClaimLost
 from mori.batch.completion import CompletionWaiter
@@ -27,6 +24,7 @@ from mori.batch.storage import Storage
 from mori.client import MoriClient
 from mori.emulator import EmulatorConfig, EmulatorServer, LocalS3
 from mori.retry import RetryPolicy
+from tests.support.images import make_manifest
 from tests.support.leases import lapse
 
 API_KEY = "claims-key"
@@ -52,22 +50,6 @@ class World:
         return {k: v for k, v in self.server.stats().items() if isinstance(v, int)}
 
 
-def _manifest(folder: Path, count: int) -> Path:
-    rng = random.Random(7)
-    (folder / "img").mkdir(parents=True)
-    rows = []
-    for i in range(count):
-        ext, fmt = FORMATS[i % len(FORMATS)]
-        make_image(folder / "img" / f"p{i}.{ext}", rng, fmt)
-        rows.append({"source": f"img/p{i}.{ext}"})
-    path = folder / "m.csv"
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, ["source"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 @pytest.fixture
 def world(ledger_url: str, tmp_path: Path, s3_server: LocalS3) -> Iterator[World]:
     """One planned order of 6 images; two "runs" (owners) ready to drive it."""
@@ -79,7 +61,7 @@ def world(ledger_url: str, tmp_path: Path, s3_server: LocalS3) -> Iterator[World
     )
     with EmulatorServer(config) as server:
         storage = Storage()
-        items = manifest.load(str(_manifest(tmp_path, 6)), storage)
+        items = manifest.load(str(make_manifest(tmp_path, 6, seed=7)), storage)
         runs, clients = [], []
         for owner in ("run-a:1", "run-b:2"):
             ledger = Ledger(ledger_url)
