@@ -30,7 +30,8 @@ def test_bootstrap_twice_gives_one_pool_one_limit(prefect_api: Any, tmp_path: Pa
     first = bootstrap(300, home=tmp_path)
     second = bootstrap(300, home=tmp_path / "elsewhere")
 
-    assert set(first.actions.values()) <= {"created", "unchanged", "unchanged (kept)"}
+    # the session's server may hold what an earlier test set up, differently
+    assert set(first.actions.values()) <= {"created", "updated", "unchanged", "unchanged (kept)"}
     assert set(second.actions.values()) <= {"unchanged", "unchanged (kept)"}, second.actions
     state = _state()
     assert len(state["pools"]) == 1 and len(state["limits"]) == 1

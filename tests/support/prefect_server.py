@@ -154,10 +154,12 @@ def start_server(home: Path, procs: Processes, **env: str) -> PrefectServer:
     server = PrefectServer(f"http://127.0.0.1:{port}", home, home / "server.log")
     environment = server.env(
         PREFECT_HOME=str(home),
-        # the UI reads the API address from the server's settings (notes §13)
+        # the UI reads the API address from the server's settings
         PREFECT_SERVER_UI_API_URL=server.api_url,
         # no scheduler: deployed schedules must not start runs during the tests
         PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
+        # a 503 ("retry later") leaves its cause in the server's log
+        PREFECT_API_LOG_RETRYABLE_ERRORS="true",
         **env,
     )
     proc = procs.start(
