@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
-import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from bench._util import CACHE, machine, median, table, write_csv, write_images
@@ -35,29 +36,36 @@ TARGET_SECONDS, TARGET_MIB = 15.0, 1024.0
 EXTENSIONS = ["jpg"] * 12 + ["png"] * 4 + ["webp"] * 2 + ["jpeg", "JPG", "tiff", "bmp"]
 
 
-def url_rows(n: int, seed: int = 11) -> list[tuple[str, str]]:
-    """``n`` rows of ``(source, id)``: mostly plain CDN URLs, a few bad or unusual ones."""
-    rng = random.Random(seed)
-    rows: list[tuple[str, str]] = []
+def url_rows(n: int, seed: int = 11) -> Iterator[tuple[str, str]]:
+    """``n`` rows of ``(source, id)``: mostly plain CDN URLs, a few bad or unusual ones.
+
+    Each row is a function of its number (a hash of it decides the unusual ones), so the rows
+    stream and a duplicate names an earlier row without holding it.
+    """
     for i in range(n):
-        host = f"cdn{i % 50}.example.com" if i % 3 else f"images.shop-{i % 997}.com"
-        ext = EXTENSIONS[i % len(EXTENSIONS)]
-        url = f"https://{host}/photos/{2010 + i % 15}/{(i * 7919) % 1000:03d}/{i:07d}-p.{ext}"
-        if i % 4 == 0:
-            url += f"?w={rng.choice([800, 1200, 2400])}&q=80"
-        roll = rng.random()
-        if roll < 0.001 and rows:
-            url = rows[rng.randrange(len(rows))][0]  # DUPLICATE_ROW
-        elif roll < 0.0015:
-            url = f"http://10.0.{i % 256}.{i % 200}/{i}.jpg"  # URL_PRIVATE_ADDRESS
-        elif roll < 0.002:
-            url = url.rsplit(".", 1)[0] + ".gif"  # UNSUPPORTED_FORMAT
-        elif roll < 0.0025:
-            url = url.replace("https://", "HTTPS://").replace(".com/", ".COM:443/")  # row-wise
-        elif roll < 0.003:
-            url = url.replace("-p.", "%20p.")  # a %-escape: row-wise, still valid
-        rows.append((url, f"u{i}"))
-    return rows
+        yield _url(i, seed), f"u{i}"
+
+
+def _url(i: int, seed: int) -> str:
+    """Row ``i``'s source (see :func:`url_rows`)."""
+    mix = int.from_bytes(hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=8).digest(), "big")
+    roll = (mix & 0xFFFFF) / 0x100000
+    if roll < 0.001 and i:
+        return _url((mix >> 32) % i, seed)  # DUPLICATE_ROW
+    host = f"cdn{i % 50}.example.com" if i % 3 else f"images.shop-{i % 997}.com"
+    ext = EXTENSIONS[i % len(EXTENSIONS)]
+    url = f"https://{host}/photos/{2010 + i % 15}/{(i * 7919) % 1000:03d}/{i:07d}-p.{ext}"
+    if i % 4 == 0:
+        url += f"?w={(800, 1200, 2400)[(mix >> 20) % 3]}&q=80"
+    if roll < 0.0015:
+        url = f"http://10.0.{i % 256}.{i % 200}/{i}.jpg"  # URL_PRIVATE_ADDRESS
+    elif roll < 0.002:
+        url = url.rsplit(".", 1)[0] + ".gif"  # UNSUPPORTED_FORMAT
+    elif roll < 0.0025:
+        url = url.replace("https://", "HTTPS://").replace(".com/", ".COM:443/")  # row-wise
+    elif roll < 0.003:
+        url = url.replace("-p.", "%20p.")  # a %-escape: row-wise, still valid
+    return url
 
 
 def url_manifest(n: int, extra_columns: int = 0) -> Path:
