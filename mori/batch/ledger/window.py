@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -99,16 +99,17 @@ def order_stamps(tx: Tx, order_keys: Sequence[str]) -> pa.Table:
 
 
 def _columns(tx: Tx, sql: str, column: str, keys: Sequence[str], schema: pa.Schema) -> pa.Table:
-    """The rows ``sql`` finds for ``keys`` (its ``{}`` is the condition on ``column``)."""
-    found: list[tuple[Any, ...]] = []
+    """The rows ``sql`` finds for ``keys`` (its ``{}`` is the condition on ``column``), each
+    batch of keys' rows turned into columns at once (never a Python object per row of all)."""
+    batches = []
     with gc_paused():
         for start in range(0, len(keys), tx.lookup_batch):
             condition, args = tx.matches(column, keys[start : start + tx.lookup_batch])
-            found += tx.rows(sql.format(condition), args)
-        arrays = [pa.array(values, pa.string()) for values in zip(*found, strict=True)]
-    if not arrays:
-        return schema.empty_table()
-    return pa.Table.from_arrays(arrays, schema=schema)
+            found = tx.rows(sql.format(condition), args)
+            if found:
+                arrays = [pa.array(values, pa.string()) for values in zip(*found, strict=True)]
+                batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+    return pa.Table.from_batches(batches, schema=schema)
 
 
 def record_window(

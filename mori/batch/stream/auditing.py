@@ -94,6 +94,10 @@ class ImagesTable:
         self._held_rows = 0
         self._writer: pq.ParquetWriter | None = None
 
+    def columns(self, rows: pa.Table) -> pa.Table:
+        """Only the columns of ``rows`` the audit takes (select before taking some rows)."""
+        return rows.select([*_FROM_ROWS.values(), *(EXTRA + name for name in self.extras)])
+
     def add(self, rows: pa.Table, outcome: Mapping[str, Any]) -> None:
         """Write ``rows`` with their ``outcome`` (each of :data:`OUTCOME`: an array, or one
         value for every row)."""

@@ -152,10 +152,11 @@ class StreamRun:
             found, self.ledger, self.order_size, self.output_uri, self.retry_failed
         )
         current = _Current(number, found, plans)
-        open_keys = found.records.column("order_key").filter(pa.array(found.states == State.OPEN))
-        for key in dict.fromkeys(open_keys.to_pylist()):
-            if key not in self._driven and key in self._open_now(key):
-                current.order_keys.append(key)
+        opened = found.records.column("order_key").filter(pa.array(found.states == State.OPEN))
+        held = set(opened.to_pylist()) - self._driven
+        resumed = self.resumed_orders()
+        current.order_keys += [key for key in resumed if key in held]  # in planning order
+        current.order_keys += sorted(key for key in held - resumed.keys() if self._is_open(key))
         for plan in plans:
             current.order_keys += [key for key, _, _ in plan.orders]
         self._driven.update(current.order_keys)
@@ -172,8 +173,9 @@ class StreamRun:
         for key in current.order_keys:
             if key in self._open and key in results:
                 self._resumed_results[key] = results[key]
+        audited = self.images.columns(found.rows)
         for plan in current.plans:
-            rows = found.rows.take(pa.array(plan.positions))
+            rows = audited.take(pa.array(plan.positions))
             keys = found.keys.take(pa.array(plan.positions))
             self.images.add(
                 rows, outcome.planned(keys, plan.order_keys, results, crashed, self.ledger)
@@ -181,7 +183,7 @@ class StreamRun:
         opened = found.where(State.OPEN)
         if len(opened):
             taken = pa.array(opened)
-            rows, keys = found.rows.take(taken), found.keys.take(taken)
+            rows, keys = audited.take(taken), found.keys.take(taken)
             every = {**self._resumed_results, **results}
             settled = outcome.resumed(
                 rows, keys, found.records.take(taken), every, crashed, self.ledger
@@ -206,7 +208,8 @@ class StreamRun:
         if self.images is None or not len(positions):
             return
         taken = pa.array(positions)
-        rows = found.rows.take(taken)
+        wanted = [*self.images.columns(found.rows).column_names, "error_code", "error_message"]
+        rows = found.rows.select(wanted).take(taken)
         settled = outcome.settled(
             rows,
             found.states[positions],
@@ -216,14 +219,14 @@ class StreamRun:
         )
         self.images.add(rows, settled)
 
-    def _open_now(self, key: str) -> Mapping[str, OrderRecord]:
-        """The open orders to resume (an order another run planned since the triage, too)."""
-        opened = self.resumed_orders()
-        if key not in opened and self.ledger is not None:
-            record = self.ledger.order(key)
-            if record.status not in ("downloaded", "failed", "abandoned"):
-                opened[key] = record
-        return opened
+    def _is_open(self, key: str) -> bool:
+        """Whether ``key`` is an open order (one another run planned since the triage)."""
+        assert self.ledger is not None
+        record = self.ledger.order(key)
+        if record.status in ("downloaded", "failed", "abandoned"):
+            return False
+        self._open[key] = record
+        return True
 
     def _keep(self, number: int, found: WindowTriage, on_disk: bool) -> None:
         """Keep a window's unsettled rows for pass 3 (in a file when the run is on disk)."""
@@ -259,7 +262,9 @@ class StreamRun:
 
 
 def _subset(found: WindowTriage, positions: np.ndarray) -> WindowTriage:
-    """The rows of ``found`` at ``positions``."""
+    """The rows of ``found`` at ``positions`` (ascending)."""
+    if len(positions) == len(found.states):
+        return found
     taken = pa.array(positions)
     return WindowTriage(
         found.rows.take(taken),

@@ -29,6 +29,9 @@ from mori.batch.stream.triage import State, WindowTriage, upload_rows
 
 __all__ = ["WindowPlan", "commit_window", "plan_window"]
 
+#: The columns of a row that its order's slot needs.
+_PLANNED = ("kind", "file_name", "location", "width", "height", "fingerprint", "sha256")
+
 
 @dataclass
 class WindowPlan:
@@ -64,7 +67,7 @@ def plan_window(
         pa.array(np.concatenate(index) if index else np.zeros(0, np.int64))
     )
     taken = pa.array(ordered)
-    rows = found.rows.take(taken)
+    rows = found.rows.select(list(_PLANNED)).take(taken)
     url = pc.equal(rows.column("kind"), "url")
     slots = pa.table(
         [

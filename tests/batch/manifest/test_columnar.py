@@ -146,7 +146,9 @@ def test_extra_columns_in_chunks_are_typed_as_the_whole_column(seed: int) -> Non
         makers = rng.sample(_VALUES, rng.randint(1, 3))
         values = [rng.choice(makers)(rng) for _ in range(rng.randint(1, 12))]
         cuts = sorted(rng.sample(range(1, len(values) + 1), min(len(values), rng.randint(1, 3))))
-        chunks = [values[a:b] for a, b in zip([0, *cuts], [*cuts, len(values)]) if a < b]
+        chunks = [
+            values[a:b] for a, b in zip([0, *cuts], [*cuts, len(values)], strict=True) if a < b
+        ]
         extras = ExtraColumns()
         arrays = [extras.chunk("c", chunk) for chunk in chunks]
         type_ = extras.types()["c"]
@@ -163,6 +165,7 @@ def test_extra_columns_in_chunks_are_typed_as_the_whole_column(seed: int) -> Non
 def _same(a: list[Any], b: list[Any]) -> bool:
     """Equal lists, NaN equal to NaN."""
     return len(a) == len(b) and all(
-        x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+        x == y
+        or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
         for x, y in zip(a, b, strict=True)
     )
