@@ -267,10 +267,13 @@ def main() -> None:
 def _progress(figures: dict[str, Any], code: str | None = None) -> None:
     """One line per run of a case, as it ends."""
     shown = ", ".join(
-        f"{stage} {figures[stage]['wall_s']:.1f} s {figures[stage]['peak_mib']:.0f} MiB"
+        f"{stage} {figures[stage]['wall_s']:.1f} s ({figures[stage]['cpu_s']:.1f} s CPU)"
+        f" {figures[stage]['peak_mib']:.0f} MiB"
         for stage in STAGES
     )
-    print(f"    {shown}{f' ({code})' if code else ''}", flush=True)
+    ledger = f"; ledger {_per_image(figures['ledger']):.0f} B/image"
+    ledger += f", {_per_image(figures['ledger_done']):.0f} processed"
+    print(f"    {shown}{ledger}{f' ({code})' if code else ''}", flush=True)
 
 
 def report(results: dict[str, list[dict[str, Any]]]) -> None:
