@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from mori.client import MoriClient
+
 API_KEY = "sk-SECRET"
 BASE_URL = "https://mori.test"
 
@@ -68,3 +70,24 @@ class CountingLimiter:
     def acquire(self) -> float:
         self.calls += 1
         return 0.25
+
+
+#: A client factory, the ``make_client`` fixture (tests/mori/conftest.py).
+MakeClient = Callable[..., MoriClient]
+
+#: MORI's answer to a create with one file.
+CREATED = {
+    "orderId": "123456789",
+    "orderName": "anti_ai_2026-02-19",
+    "status": "pending",
+    "files": [
+        {
+            "fileId": 1,
+            "fileName": "a.jpg",
+            "uploadUrl": "https://s3.test/temp/123456789/0/a.jpg?sig=abc",
+            "fileKey": "temp/123456789/0/a.jpg",
+        }
+    ],
+}
+#: An idempotency key.
+KEY = "2f1c9c4e-0000-5000-8000-000000000001"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -19,25 +18,7 @@ from mori.retry import RetryPolicy
 from mori.settings import Settings
 from tests.support.clock import FakeTime
 
-from .helpers import API_KEY, BASE_URL, CountingLimiter, Script, fail, ok
-
-MakeClient = Callable[..., MoriClient]
-
-CREATED = {
-    "orderId": "123456789",
-    "orderName": "anti_ai_2026-02-19",
-    "status": "pending",
-    "files": [
-        {
-            "fileId": 1,
-            "fileName": "a.jpg",
-            "uploadUrl": "https://s3.test/temp/123456789/0/a.jpg?sig=abc",
-            "fileKey": "temp/123456789/0/a.jpg",
-        }
-    ],
-}
-KEY = "2f1c9c4e-0000-5000-8000-000000000001"
-
+from .helpers import API_KEY, BASE_URL, CREATED, KEY, CountingLimiter, MakeClient, Script, fail, ok
 
 # -- requests and parsing ----------------------------------------------------------------------
 

@@ -4,37 +4,17 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from mori import errors
-from mori.client import MoriClient
 from mori.ratelimit import RateLimiter
 from mori.retry import RetryPolicy
 from tests.support.clock import FakeTime
 
-from .helpers import CountingLimiter, Script, fail, ok
-
-MakeClient = Callable[..., MoriClient]
-
-CREATED = {
-    "orderId": "123456789",
-    "orderName": "anti_ai_2026-02-19",
-    "status": "pending",
-    "files": [
-        {
-            "fileId": 1,
-            "fileName": "a.jpg",
-            "uploadUrl": "https://s3.test/temp/123456789/0/a.jpg?sig=abc",
-            "fileKey": "temp/123456789/0/a.jpg",
-        }
-    ],
-}
-KEY = "2f1c9c4e-0000-5000-8000-000000000001"
-
+from .helpers import CREATED, KEY, CountingLimiter, MakeClient, Script, fail, ok
 
 # -- retries -----------------------------------------------------------------------------------
 

@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import httpx
 import pytest
 
 from mori import errors
-from mori.client import MoriClient, redact_url
+from mori.client import redact_url
 from mori.retry import RetryPolicy
 
-from .helpers import API_KEY, Script, fail, ok
-
-MakeClient = Callable[..., MoriClient]
-
-CREATED = {
-    "orderId": "123456789",
-    "orderName": "anti_ai_2026-02-19",
-    "status": "pending",
-    "files": [
-        {
-            "fileId": 1,
-            "fileName": "a.jpg",
-            "uploadUrl": "https://s3.test/temp/123456789/0/a.jpg?sig=abc",
-            "fileKey": "temp/123456789/0/a.jpg",
-        }
-    ],
-}
-KEY = "2f1c9c4e-0000-5000-8000-000000000001"
-
+from .helpers import API_KEY, CREATED, KEY, MakeClient, Script, fail, ok
 
 # -- secrets -----------------------------------------------------------------------------------
 
