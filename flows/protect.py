@@ -137,18 +137,18 @@ def protect(
         found, order_keys = planned
         events.planned(len(order_keys), _images_to_drive(found, rt))
         log.info(
-            "%d rows: %d new images and %d failed before, in %d orders to drive; %d bad rows",
+            "%d rows: %d new images and %d failed before, in %d orders to drive, %d at once;"
+            " %d bad rows",
             len(items),
             len(found.new),
             len(found.retried),
             len(order_keys),
+            config.orders_at_once,
             sum(not it.ok for it in items),
         )
         # fan-out: groups of orders driven by child runs on any worker (tasks/fanout.py)
         fanned = fan_out_orders(order_keys, rt, run_id, fan_out) if fan_out else None
-        results, crashed = fanned or drive_orders(
-            order_keys, rt, config.max_concurrent_orders, events
-        )
+        results, crashed = fanned or drive_orders(order_keys, rt, config.orders_at_once, events)
         rows = manifest_rows(
             run_id, config.manifest_uri, items, found.known, results, crashed, rt.ledger
         )

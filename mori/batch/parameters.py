@@ -20,14 +20,21 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "DEFAULTS",
     "MAX_CONCURRENT_ORDERS",
+    "MIN_AUTO_ORDERS",
     "CliOption",
     "Completion",
     "ProtectParameters",
     "cli_options",
+    "orders_at_once",
 ]
 
 #: Most orders one ``protect`` run drives at once (its thread pool's size).
 MAX_CONCURRENT_ORDERS = 32
+#: Fewest orders at once the automatic choice makes (a run under MORI's smallest plan).
+MIN_AUTO_ORDERS = 4
+#: With a rate limit, the automatic choice drives one order at once per this many requests
+#: per minute of the plan: 4 at 60/min, 10 at 300/min, 32 at 1,000/min.
+RPM_PER_ORDER = 30
 
 Completion = Literal["auto", "webhook", "poll"]
 
@@ -45,7 +52,13 @@ Audit = Annotated[
 OrderSize = Annotated[int, Field(ge=1, le=100, description="Images per order (1..100)")]
 MaxConcurrentOrders = Annotated[
     int,
-    Field(ge=1, le=MAX_CONCURRENT_ORDERS, description="Orders driven at once by this run"),
+    Field(
+        ge=0,
+        le=MAX_CONCURRENT_ORDERS,
+        description=f"Orders driven at once by this run; 0 = automatic: {MAX_CONCURRENT_ORDERS} "
+        f"without a rate limit, one per {RPM_PER_ORDER} requests per minute of the plan "
+        f"(MORI_RATE_LIMIT_RPM) with one, at least {MIN_AUTO_ORDERS}",
+    ),
 ]
 WaitTimeout = Annotated[
     float,
@@ -184,6 +197,23 @@ class ProtectParameters(BaseModel):
         if self.source is None and (self.include or self.exclude or self.modified_since):
             raise ValueError("include, exclude and modified_since need a source")
         return self
+
+
+def orders_at_once(requested: int, rpm: int | None, shared_limit: bool = False) -> int:
+    """How many orders a run drives at once: ``requested``, or for ``0`` the automatic choice.
+
+    No rate limit binds (no ``rpm``, no limit shared by several workers): every order it may
+    (:data:`MAX_CONCURRENT_ORDERS`), so MORI always has work. With a plan of ``rpm`` requests per
+    minute: enough orders to keep that budget busy while orders wait for MORI, and no more
+    (every order in flight waits its turn at the limiter, and one that polls spends the budget):
+    ``rpm / RPM_PER_ORDER``, within [:data:`MIN_AUTO_ORDERS`, :data:`MAX_CONCURRENT_ORDERS`].
+    A shared limit whose plan is not known here gets the smallest plan's share.
+    """
+    if requested:
+        return requested
+    if rpm:
+        return max(MIN_AUTO_ORDERS, min(MAX_CONCURRENT_ORDERS, rpm // RPM_PER_ORDER))
+    return MIN_AUTO_ORDERS if shared_limit else MAX_CONCURRENT_ORDERS
 
 
 # -- the command line ----------------------------------------------------------------------------
