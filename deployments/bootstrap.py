@@ -26,6 +26,7 @@ from typing import Any
 
 from deployments.console import CommandError, guarded, report_error
 from mori.settings import Settings
+from tasks._prefect import in_sync
 from tasks.credentials import BLOCK_TYPE, find_block
 from tasks.ratelimit import DEFAULT_LIMIT_NAME, ENV_VAR, gcl_settings
 
@@ -168,7 +169,7 @@ def _ensure_block_type(client: Any) -> str:
     try:
         client.read_block_type_by_slug(BLOCK_TYPE)
     except ObjectNotFound:
-        MoriCredentials.register_type_and_schema()
+        in_sync(MoriCredentials.register_type_and_schema)
         return "created"
     try:
         client.read_block_schema_by_checksum(
@@ -178,7 +179,8 @@ def _ensure_block_type(client: Any) -> str:
         action = "unchanged"
     except ObjectNotFound:
         action = "updated"
-    MoriCredentials.register_type_and_schema()  # also refreshes the description shown in the UI
+    # registering again also refreshes the description shown in the UI
+    in_sync(MoriCredentials.register_type_and_schema)
     return action
 
 
@@ -192,7 +194,7 @@ def _ensure_block(name: str, settings: Settings) -> str:
     current = find_block(name)
     if current is not None and current.same_as(wanted):
         return "unchanged"
-    wanted.save(name, overwrite=True)
+    in_sync(wanted.save, name, overwrite=True)
     return "updated" if current is not None else "created"
 
 

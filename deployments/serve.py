@@ -195,6 +195,32 @@ def start_receiver(
     return server
 
 
+def take_over(deployments: Sequence[Any]) -> list[str]:
+    """Make deployments of the same names that ``prefect deploy`` created (for a work pool)
+    ready to be served; returns their names.
+
+    Serving updates an existing deployment in place but leaves its code location as it was:
+    one made by ``prefect deploy`` has none (its pull steps fetch the code), serving removes
+    the pull steps, and every run would then fail to load its flow. Each such deployment gets
+    the location serving would have given a new one: this process's working directory."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    taken = []
+    with get_client(sync_client=True) as client:
+        for deployment in deployments:
+            full_name = f"{deployment.flow_name}/{deployment.name}"
+            try:
+                current = client.read_deployment_by_name(full_name)
+            except ObjectNotFound:
+                continue
+            if current.path is None and current.pull_steps:
+                client.update_deployment(current.id, DeploymentUpdate(path=str(Path.cwd())))
+                taken.append(full_name)
+    return taken
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from prefect import serve
@@ -211,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.receiver:
         start_receiver(audit, output, args.receiver_host, args.receiver, args.register_url)
+    take_over(deployments)
     serve(*deployments, limit=args.limit)
     return 0
 

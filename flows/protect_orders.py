@@ -99,7 +99,7 @@ def protect_orders(
         max_concurrent_orders=max_concurrent_orders,
         lease_seconds=lease_seconds,
     )
-    outcome = GroupOutcome(ticket, claim_owner())
+    outcome = GroupOutcome(ticket, claim_owner(settings))
     with Runtime(config, Storage(), client_for(settings), owner=outcome.owner, ticket=ticket) as rt:
         held = rt.claims.claim(order_keys)  # the whole group at once: the parent watches them
         outcome.left_alone = [k for k in order_keys if k not in held]

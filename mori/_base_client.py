@@ -91,6 +91,11 @@ class BaseClient:
         """Close the connection pools."""
         self._pools.close()
 
+    @property
+    def is_closed(self) -> bool:
+        """Whether :meth:`close` closed every connection pool."""
+        return all(pool.is_closed for pool in self._pools.clients)
+
     def __enter__(self) -> Self:
         return self
 

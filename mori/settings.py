@@ -28,6 +28,7 @@ MORI_CREDENTIALS_BLOCK    the ``mori-credentials`` block ``mori-pipeline run`` m
                           ``bootstrap`` saves (default ``default``); flows name theirs in their
                           ``credentials`` parameter
 XDG_STATE_HOME            where ledgers of ``s3://`` audits live (default ``~/.local/state``)
+PREFECT__WORKER_NAME      set by a Prefect worker for the runs it starts: names it in claims
 ========================  =======================================================================
 """
 
@@ -76,6 +77,9 @@ class Settings(BaseSettings):
     state_home: Path = Field(
         default_factory=lambda: Path.home() / ".local" / "state",
         validation_alias=AliasChoices("XDG_STATE_HOME", "state_home"),
+    )
+    worker_name: str | None = Field(
+        default=None, validation_alias=AliasChoices("PREFECT__WORKER_NAME", "worker_name")
     )
 
     @field_validator(

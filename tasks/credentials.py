@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, cast
 
 from mori.settings import Settings
+from tasks._prefect import in_sync
 
 if TYPE_CHECKING:
     from tasks.blocks import MoriCredentials
@@ -71,7 +72,7 @@ def find_block(name: str) -> MoriCredentials | None:
     from tasks.blocks import MoriCredentials
 
     try:
-        block = MoriCredentials.load(name)  # sync here: flows and the CLI are synchronous
+        block = in_sync(MoriCredentials.load, name)
     except ValueError as exc:  # Block.load's "Unable to find block document named ..."
         if isinstance(exc.__cause__, ObjectNotFound):
             return None

@@ -10,7 +10,6 @@ the parent writes the run's one audit exactly as when it drives the orders itsel
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, cast
@@ -26,6 +25,7 @@ from mori.batch.claims import owner_name
 from mori.batch.fanout import FanOut, FanOutPolicy, Group
 from mori.batch.results import OrderResult, result_from_ledger
 from mori.batch.runtime import RunConfig, Runtime
+from mori.settings import Settings
 
 #: The deployment that drives a group of orders (``prefect.yaml``).
 CHILD_DEPLOYMENT = "protect-orders/protect-orders"
@@ -141,6 +141,6 @@ def with_children(stats: dict[str, int], rt: Runtime, run_id: str) -> dict[str, 
     return {key: value + children.get(key, 0) for key, value in stats.items()}
 
 
-def claim_owner() -> str:
+def claim_owner(settings: Settings) -> str:
     """This process in a claim: ``host:pid``, with the name of the worker that started it."""
-    return owner_name(os.environ.get("PREFECT__WORKER_NAME"))
+    return owner_name(settings.worker_name)

@@ -1,4 +1,5 @@
-"""Shared fixtures: one Prefect test harness (temporary SQLite API server) for the session."""
+"""Shared fixtures: Prefect's test harness (a temporary API server) for the session, and the
+plugins in tests/support: PostgreSQL, a real ``prefect server``, a local S3 endpoint."""
 
 from __future__ import annotations
 
@@ -6,8 +7,18 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from prefect.logging.configuration import setup_logging
 
-pytest_plugins = ["tests.support.postgres"]
+# Prefect sets its logging up once, on first use, with a console handler bound to the
+# sys.stderr of that moment: set up here, the handler writes to pytest's session-long capture,
+# not to the capture of whichever test used Prefect first (closed when that test ends).
+setup_logging()
+
+pytest_plugins = [
+    "tests.support.postgres",
+    "tests.support.prefect_server",
+    "tests.support.s3",
+]
 
 
 @pytest.fixture(scope="session")

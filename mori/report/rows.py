@@ -47,6 +47,11 @@ class FailedRows:
         self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
         self._file.write(csv_lines([self.columns]))
 
+    @property
+    def on_disk(self) -> bool:
+        """Whether the rows outgrew memory and moved to a temporary file."""
+        return bool(getattr(self._file, "_rolled", True))
+
     def add(self, table: pa.Table) -> None:
         """Append ``table``'s rows (its columns named as :attr:`columns`), in order."""
         table = table.select(list(self.columns))

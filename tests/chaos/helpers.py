@@ -31,19 +31,18 @@ import pyarrow.dataset as ds
 from PIL import Image
 from psycopg.rows import dict_row
 
+from deployments.receiver import Receiver
 from deployments.stack import environment
-from mori.batch.ledger import Ledger
-from mori.batch.receiver import PATH, create_app
 from mori.client import MoriClient
 from mori.emulator.config import EmulatorConfig
 from mori.emulator.core import Emulator
 from mori.emulator.faults import HTTP_FAULTS, WEBHOOK_FAULTS
 from mori.emulator.s3server import LocalS3
 from mori.emulator.server import EmulatorServer
-from mori.serving import ThreadedServer
+from mori.settings import Settings
+from tests.support.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = ROOT / ".venv" / "bin"
+VENV_BIN = REPO / ".venv" / "bin"
 #: Distinctive, so a leak anywhere is found by a plain substring search.
 API_KEY = "sk-live-SECRET123"
 #: (Pillow format, extension) of the corpus, in rotation.
@@ -68,6 +67,8 @@ class ChaosStack:
     #: Seconds added to the emulator's clock (its injected ``EmulatorConfig.clock``): raise it
     #: to make the presigned URLs it already issued expire.
     clock_offset: float = 0.0
+    #: The MORI API generation the emulator, the client and the receiver speak.
+    generation: str = "g1"
     server: EmulatorServer | None = field(default=None, init=False)
     s3: LocalS3 | None = field(default=None, init=False)
     env: dict[str, str] = field(default_factory=dict, init=False)
@@ -103,12 +104,14 @@ class ChaosStack:
             s3_endpoint_url=self.s3.endpoint_url,
             first_order_id=int(time.time() * 1000),
             clock=lambda: time.time() + self.clock_offset,
+            generation=self.generation,
         )
         self.server = enter(EmulatorServer(config))
         self._record_signatures(self.server.emulator)
         self.env = {
             "MORI_API_URL": self.server.url,
             "MORI_API_KEY": self.api_key,
+            "MORI_API_GENERATION": self.generation,
             "MORI_TIMEOUT_SECONDS": str(self.client_timeout),
             "AWS_ENDPOINT_URL": self.s3.endpoint_url,
             "AWS_ACCESS_KEY_ID": "testing",
@@ -118,14 +121,14 @@ class ChaosStack:
         enter(environment(**self.env))
         os.environ.pop("MORI_RATE_LIMIT_RPM", None)
         if self.ledger_path is not None:
-            ledger = Ledger(self.ledger_path)
-            self._stack.callback(ledger.close)
-            app = create_app(ledger, lambda: os.environ.get("MORI_WEBHOOK_SECRET"))
-            receiver = enter(ThreadedServer(app))
+            secret: list[str] = []
+            receiver = Receiver(str(self.ledger_path), Settings(), lambda: next(iter(secret), None))
+            self._stack.callback(receiver.close)
+            url = enter(receiver.running())
             with MoriClient.from_env() as client:
-                secret = client.register_webhook(receiver.url + PATH).secret
-            self.env["MORI_WEBHOOK_SECRET"] = secret
-            enter(environment(MORI_WEBHOOK_SECRET=secret))
+                secret.append(client.register_webhook(url).secret)
+            self.env["MORI_WEBHOOK_SECRET"] = secret[0]
+            enter(environment(MORI_WEBHOOK_SECRET=secret[0]))
 
     def _record_signatures(self, emulator: Emulator) -> None:
         """Remember the ``sig`` of every presigned URL the emulator issues (a spy, not a mock:

@@ -6,7 +6,7 @@ ONE run of the real ``protect`` flow on a manifest mixing 45+ kinds of bad rows 
 whole-manifest problems through the ``mori-pipeline run`` CLI: one clear line on stderr, exit
 code 1, no audit folder and no ledger.
 
-The unit-level corpus (every kind in every manifest format) is under ``tests/batch/manifest/``.
+The unit-level corpus (every kind in every manifest format) is under ``tests/mori/batch/manifest/``.
 """
 
 from __future__ import annotations

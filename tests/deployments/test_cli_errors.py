@@ -21,7 +21,7 @@ from deployments.checks import check_mori
 from deployments.cli import main
 from mori.emulator import EmulatorConfig, EmulatorServer
 from mori.settings import Settings
-from tests.sdk.servers import JSONServer, PlainReplyServer, closed_port
+from tests.mori.servers import JSONServer, PlainReplyServer, closed_port
 
 BIN = Path(sys.executable).parent
 KEY = "sk-cli-SECRET-55"

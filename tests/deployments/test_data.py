@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import yaml
 
 from mori.batch import manifest
 from mori.batch.storage import Storage
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "data" / "examples"
 
 

@@ -22,9 +22,9 @@ from mori.batch.plan import plan_and_record
 from mori.batch.storage import Storage
 from mori.emulator.config import EmulatorConfig
 from mori.emulator.server import EmulatorServer
-from tests.batch.helpers import write_image
+from tests.support.images import write_image
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "data" / "examples"
 API_KEY = "plan-test-key"
 LOGIN = ("ana@example.com", "pa55-word")

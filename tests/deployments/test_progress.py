@@ -103,7 +103,7 @@ def test_nothing_to_drive_draws_no_bar() -> None:
 def test_the_cli_prints_lines_when_not_a_terminal(
     prefect: str, tmp_path: Path, quiet: bool
 ) -> None:
-    from tests.prefect.conftest import make_manifest
+    from tests.support.images import make_manifest
 
     manifest = make_manifest(tmp_path / "batch", 4, seed=41)
     ledger = tmp_path / "batch" / "audit" / "ledger.sqlite"

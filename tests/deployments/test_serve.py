@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deployments.serve import NAMES, PROJECT_ROOT, build, deployment_specs
+from deployments.serve import NAMES, PROJECT_ROOT, build, deployment_specs, take_over
 
 
 def _schedules(deployment: Any) -> list[Any]:
@@ -104,3 +105,34 @@ def test_a_yaml_key_serve_cannot_apply_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="triggers"):
         deployment_specs(broken)
+
+
+def test_a_deployment_prefect_deploy_made_can_be_served(
+    prefect_api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A work pool's deployment (pull steps, no code location) taken over by ``serve`` loads
+    its flow; without ``take_over`` its runs would look for their code in a folder "None"."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+    from prefect.flows import load_flow_from_flow_run
+
+    monkeypatch.chdir(PROJECT_ROOT)
+    (served,) = build(manifest=None, audit=str(tmp_path / "audit"), only=["report"])
+    served.apply()
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("report/report")
+        # what `prefect deploy` leaves: pull steps and no path
+        pull = [{"prefect.deployments.steps.set_working_directory": {"directory": "."}}]
+        client.update_deployment(deployment.id, DeploymentUpdate(pull_steps=pull))
+        client._client.patch(f"/deployments/{deployment.id}", json={"path": None})
+        assert client.read_deployment(deployment.id).path is None
+
+        assert take_over([served]) == ["report/report"]
+        assert take_over([served]) == []  # once taken over, there is nothing to do
+        served.apply()  # what serve() does first: the pull steps go, the path stays
+        deployment = client.read_deployment(deployment.id)
+        assert deployment.pull_steps is None and deployment.path == str(PROJECT_ROOT)
+        run = client.create_flow_run_from_deployment(deployment.id)
+
+    flow = asyncio.run(load_flow_from_flow_run(run))
+    assert flow.name == "report"

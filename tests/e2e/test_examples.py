@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from mori.serving import free_port
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SECTION = "### Try it on the example first"
 README_PORT = "8900"
 EXAMPLE_IMAGES = ("cat.jpg", "dog.png", "fox.webp", "owl.tiff", "bee.bmp")

@@ -84,6 +84,11 @@ class SqliteStore(Store):
         self._checkpoint_later = False
 
     @property
+    def background_checkpoint(self) -> threading.Thread | None:
+        """The thread of the last checkpoint a large write left to the background, if any."""
+        return self._checkpointer
+
+    @property
     def description(self) -> str:
         return str(self.path)
 

@@ -106,6 +106,11 @@ class Ledger:
         return self._store.description
 
     @property
+    def store(self) -> Store:
+        """The store core under the repositories (connections, transactions, migrations)."""
+        return self._store
+
+    @property
     def path(self) -> Path | str:
         """The SQLite file, or the PostgreSQL URL with its password masked."""
         return self._path
