@@ -33,11 +33,23 @@ class TransferPool:
     def run_all(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``fn`` of each item, on the pool; the results in the items' order.
 
-        When a call raises, the calls not yet started are cancelled and, once every started
-        call ended, the first error (in the items' order) is raised.
+        When a call raises, the calls not yet started do not run (they are cancelled, and one a
+        thread took meanwhile returns at once) and, once every started call ended, the first
+        error (in the items' order) is raised.
         """
+        failed = threading.Event()
+
+        def call(item: T) -> R:
+            if failed.is_set():
+                raise _Skipped
+            try:
+                return fn(item)
+            except BaseException:
+                failed.set()
+                raise
+
         pool = self._executor()
-        futures = [pool.submit(fn, item) for item in items]
+        futures = [pool.submit(call, item) for item in items]
         pending = wait(futures, return_when=FIRST_EXCEPTION).not_done
         if pending:  # a call failed: the rest of this caller's queue does not start
             for future in pending:
@@ -60,9 +72,13 @@ class TransferPool:
             return self._pool
 
 
+class _Skipped(Exception):
+    """A call that did not run because an earlier call of its caller failed."""
+
+
 def _raise_first(futures: list[Future[R]]) -> None:
     """Raise the error of the first failed future in ``futures``, if any."""
     for future in futures:
         error = None if future.cancelled() else future.exception()
-        if error is not None:
+        if error is not None and not isinstance(error, _Skipped):
             raise error
