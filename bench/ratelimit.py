@@ -2,9 +2,10 @@
 
 ``python -m bench.ratelimit --rpm 1000`` starts the emulator with a limit of R requests per
 minute per key (a fixed 60 s window, as MORI's), sets ``MORI_RATE_LIMIT_RPM=R`` for the
-pipeline and runs the ``protect`` flow, at its default settings, on enough orders to keep the
-limiter busy for ``--minutes`` whole windows. A sampler reads the emulator's counters twice a
-second; from them it prints
+pipeline and runs the ``protect`` flow on enough orders to keep the limiter busy for
+``--minutes`` whole windows, with ``max_concurrent_orders=0``: the pipeline picks how many
+orders it drives at once from R (``--concurrency N`` sets it). A sampler reads the emulator's
+counters twice a second; from them it prints
 
 * API requests per minute achieved over the measured windows, against R (target ≥ 99 %);
 * the number of 429 answers (target 0);
@@ -43,6 +44,7 @@ from bench._util import (
     write_images,
 )
 from deployments.stack import environment
+from mori.batch.parameters import orders_at_once
 
 API_ENDPOINTS = (
     "create",
@@ -145,7 +147,10 @@ def main() -> None:
     parser.add_argument("--order-size", type=int, help="images per order (default: by R)")
     parser.add_argument("--mode", choices=["filter", "copy"], help="emulator (default: by R)")
     parser.add_argument(
-        "--concurrency", type=int, help="orders in flight (default: the pipeline's own choice)"
+        "--concurrency",
+        type=int,
+        default=0,
+        help="max_concurrent_orders (default 0: the pipeline picks it from R)",
     )
     parser.add_argument("--quick", action="store_true", help="one measured window")
     parser.add_argument(
@@ -162,7 +167,7 @@ def main() -> None:
 
     ceiling = args.rpm / CALLS * args.order_size
     orders = math.ceil(args.rpm / CALLS * (args.minutes + 1.5))  # ramp-up, measured, spare
-    at_once = "the pipeline's default" if args.concurrency is None else str(args.concurrency)
+    at_once = str(args.concurrency or f"automatic ({orders_at_once(0, args.rpm)})")
     print(
         f"ratelimit: R = {args.rpm}/min, {args.minutes} measured window(s); {orders} orders of "
         f"{args.order_size} 64x48 JPEG(s), emulator mode {args.mode}, orders at once: "
@@ -181,7 +186,6 @@ def run(args: argparse.Namespace, files: list[Path], warm: list[Path]) -> tuple[
     """The measured ``protect`` run (after a warm-up run); its figures, summary and seconds."""
     from flows.protect import protect
 
-    options = {} if args.concurrency is None else {"max_concurrent_orders": args.concurrency}
     work = Path(tempfile.mkdtemp(prefix="ratelimit-", dir=CACHE))
     try:
         with (
@@ -198,7 +202,7 @@ def run(args: argparse.Namespace, files: list[Path], warm: list[Path]) -> tuple[
                     output=str(work / "output"),
                     audit=str(work / "audit"),
                     order_size=args.order_size,
-                    **options,
+                    max_concurrent_orders=args.concurrency,
                 )
 
             drive(warm, "warmup")  # Prefect's API server starts; not measured
