@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
 from mori.batch.archive import OutputError
 from mori.batch.ledger import ImageOutcome, Slot
 from mori.batch.outputs import content_type, write_output
 from mori.batch.storage import Storage
-from mori.settings import Verification
+from mori.settings import Settings, Verification
 from tests.mori.batch.manifest.support import noisy_jpeg
 
 KEY = "0123456789abcdef" * 4
@@ -86,3 +87,13 @@ def test_a_source_of_unknown_dimensions_accepts_any(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_content_type(name: str, expected: str | None) -> None:
     assert content_type(name) == expected
+
+
+def test_the_environment_chooses_the_verification(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MORI_VERIFY_OUTPUTS", raising=False)
+    assert Settings().verify_outputs == "header"
+    monkeypatch.setenv("MORI_VERIFY_OUTPUTS", "decode")
+    assert Settings().verify_outputs == "decode"
+    monkeypatch.setenv("MORI_VERIFY_OUTPUTS", "pixels")
+    with pytest.raises(ValidationError):
+        Settings()
