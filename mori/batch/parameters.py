@@ -32,8 +32,8 @@ __all__ = [
 MAX_CONCURRENT_ORDERS = 32
 #: Fewest orders at once the automatic choice makes (a run under MORI's smallest plan).
 MIN_AUTO_ORDERS = 4
-#: With a rate limit, the automatic choice drives one order at once per this many requests
-#: per minute of the plan: 4 at 60/min, 10 at 300/min, 32 at 1,000/min.
+#: A run that polls under a rate limit drives, by the automatic choice, one order at once per
+#: this many requests per minute of the plan: 4 at 60/min, 10 at 300/min, 32 at 1,000/min.
 RPM_PER_ORDER = 30
 
 Completion = Literal["auto", "webhook", "poll"]
@@ -56,8 +56,8 @@ MaxConcurrentOrders = Annotated[
         ge=0,
         le=MAX_CONCURRENT_ORDERS,
         description=f"Orders driven at once by this run; 0 = automatic: {MAX_CONCURRENT_ORDERS} "
-        f"without a rate limit, one per {RPM_PER_ORDER} requests per minute of the plan "
-        f"(MORI_RATE_LIMIT_RPM) with one, at least {MIN_AUTO_ORDERS}",
+        f"with webhooks or no rate limit; when polling under one, one per {RPM_PER_ORDER} "
+        f"requests per minute of the plan (MORI_RATE_LIMIT_RPM), at least {MIN_AUTO_ORDERS}",
     ),
 ]
 WaitTimeout = Annotated[
@@ -199,21 +199,24 @@ class ProtectParameters(BaseModel):
         return self
 
 
-def orders_at_once(requested: int, rpm: int | None, shared_limit: bool = False) -> int:
+def orders_at_once(
+    requested: int, rpm: int | None, shared_limit: bool = False, polling: bool = False
+) -> int:
     """How many orders a run drives at once: ``requested``, or for ``0`` the automatic choice.
 
-    No rate limit binds (no ``rpm``, no limit shared by several workers): every order it may
-    (:data:`MAX_CONCURRENT_ORDERS`), so MORI always has work. With a plan of ``rpm`` requests per
-    minute: enough orders to keep that budget busy while orders wait for MORI, and no more
-    (every order in flight waits its turn at the limiter, and one that polls spends the budget):
-    ``rpm / RPM_PER_ORDER``, within [:data:`MIN_AUTO_ORDERS`, :data:`MAX_CONCURRENT_ORDERS`].
-    A shared limit whose plan is not known here gets the smallest plan's share.
+    An order waiting for its webhook spends none of the rate limit's budget, so a run that
+    waits for webhooks, or has no limit, drives every order it may (:data:`MAX_CONCURRENT_ORDERS`)
+    and MORI always has work. A run that ``polls`` under a plan of ``rpm`` requests per minute
+    spends the budget on every order in flight: it drives enough orders to keep that budget
+    busy and no more, ``rpm / RPM_PER_ORDER`` within [:data:`MIN_AUTO_ORDERS`,
+    :data:`MAX_CONCURRENT_ORDERS`]; under a shared limit whose plan is not known here, the
+    smallest plan's share.
     """
     if requested:
         return requested
-    if rpm:
+    if polling and rpm:
         return max(MIN_AUTO_ORDERS, min(MAX_CONCURRENT_ORDERS, rpm // RPM_PER_ORDER))
-    return MIN_AUTO_ORDERS if shared_limit else MAX_CONCURRENT_ORDERS
+    return MIN_AUTO_ORDERS if polling and shared_limit else MAX_CONCURRENT_ORDERS
 
 
 # -- the command line ----------------------------------------------------------------------------

@@ -129,9 +129,11 @@ class RunConfig:
     @property
     def orders_at_once(self) -> int:
         """Orders driven at once: ``max_concurrent_orders``, or for ``0`` the automatic choice
-        for this process's rate limit (:func:`mori.batch.parameters.orders_at_once`)."""
+        for this process's rate limit and completion
+        (:func:`~mori.batch.parameters.orders_at_once`)."""
         shared = self.settings.global_rate_limit is not None
-        return orders_at_once(self.max_concurrent_orders, self.settings.rpm, shared)
+        polling = not self.use_webhooks
+        return orders_at_once(self.max_concurrent_orders, self.settings.rpm, shared, polling)
 
     @property
     def use_webhooks(self) -> bool:

@@ -148,28 +148,34 @@ def test_a_manifest_or_a_source_with_its_filters() -> None:
 
 
 @pytest.mark.parametrize(
-    ("requested", "rpm", "shared", "expected"),
+    ("requested", "rpm", "shared", "polling", "expected"),
     [
-        (7, None, False, 7),  # a number asked for is taken as given
-        (7, 1000, True, 7),
-        (0, None, False, MAX_CONCURRENT_ORDERS),  # no limit binds: as many as a run may
-        (0, 60, False, MIN_AUTO_ORDERS),  # sized to the plan
-        (0, 300, False, 10),
-        (0, 1000, False, MAX_CONCURRENT_ORDERS),
-        (0, 100_000, False, MAX_CONCURRENT_ORDERS),
-        (0, None, True, MIN_AUTO_ORDERS),  # a shared limit whose plan is not known here
-        (0, 300, True, 10),
+        (7, None, False, False, 7),  # a number asked for is taken as given
+        (7, 1000, True, True, 7),
+        (0, None, False, False, MAX_CONCURRENT_ORDERS),  # no limit binds: as many as a run may
+        (0, None, False, True, MAX_CONCURRENT_ORDERS),
+        (0, 60, False, False, MAX_CONCURRENT_ORDERS),  # waiting for webhooks spends no budget
+        (0, 300, True, False, MAX_CONCURRENT_ORDERS),
+        (0, 60, False, True, MIN_AUTO_ORDERS),  # polling: sized to the plan
+        (0, 300, False, True, 10),
+        (0, 1000, False, True, MAX_CONCURRENT_ORDERS),
+        (0, 100_000, False, True, MAX_CONCURRENT_ORDERS),
+        (0, None, True, True, MIN_AUTO_ORDERS),  # a shared limit whose plan is not known here
+        (0, 300, True, True, 10),
     ],
 )
-def test_orders_at_once(requested: int, rpm: int | None, shared: bool, expected: int) -> None:
-    assert orders_at_once(requested, rpm, shared) == expected
+def test_orders_at_once(
+    requested: int, rpm: int | None, shared: bool, polling: bool, expected: int
+) -> None:
+    assert orders_at_once(requested, rpm, shared, polling) == expected
 
 
 def test_a_run_sizes_its_orders_at_once_from_its_rate_limit() -> None:
     params = ProtectParameters(manifest="m.csv", max_concurrent_orders=0)
     for env, expected in [
         ({}, MAX_CONCURRENT_ORDERS),
-        ({"rate_limit_rpm": 300}, 10),
+        ({"rate_limit_rpm": 300}, 10),  # no webhook secret: the run polls
+        ({"rate_limit_rpm": 300, "webhook_secret": "s"}, MAX_CONCURRENT_ORDERS),
         ({"global_rate_limit": "mori-api"}, MIN_AUTO_ORDERS),
     ]:
         config = RunConfig.for_protect(params, Settings(**env))
