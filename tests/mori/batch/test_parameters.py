@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import inspect
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, get_type_hints
 
 import pytest
@@ -20,7 +21,9 @@ from mori.batch.parameters import (
     cli_options,
     orders_at_once,
 )
-from mori.batch.runtime import RunConfig
+from mori.batch.runtime import RunConfig, Runtime
+from mori.batch.storage import Storage
+from mori.client import MoriClient
 from mori.settings import Settings
 
 
@@ -182,3 +185,16 @@ def test_a_run_sizes_its_orders_at_once_from_its_rate_limit() -> None:
         assert config.orders_at_once == expected, env
     fixed = ProtectParameters(manifest="m.csv", max_concurrent_orders=3)
     assert RunConfig.for_protect(fixed, Settings(rate_limit_rpm=1000)).orders_at_once == 3
+
+
+@pytest.mark.parametrize("verify", ["header", "decode"])
+def test_a_runtime_checks_outputs_as_its_settings_say(tmp_path: Path, verify: str) -> None:
+    settings = Settings(api_key="k", api_url="http://127.0.0.1:9", verify_outputs=verify)
+    params = ProtectParameters(manifest=str(tmp_path / "m.csv"))
+    runtime = Runtime(
+        RunConfig.for_protect(params, settings), Storage(), MoriClient.from_settings(settings)
+    )
+    try:
+        assert runtime.processor.settings.verification == verify
+    finally:
+        runtime.close()
