@@ -1,11 +1,12 @@
 """``mori-pipeline plan``: a dry run -- what a run would do and spend, with nothing done.
 
 It reads, validates and fingerprints the manifest (or lists the source) and looks every image
-up in the ledger exactly as ``run`` would, then plans the orders, and prints the numbers of
-:class:`mori.batch.estimate.PlanEstimate`. It creates nothing at MORI and spends nothing (the
-only request it may send is the sign-in that reports the account's usage, with ``MORI_EMAIL``
-and ``MORI_PASSWORD``), records nothing in the ledger, and does not create a ledger that does
-not exist yet. No Prefect server is needed: no flow runs.
+up in the ledger exactly as ``run`` would, a window of image keys at a time (so a manifest of
+any size plans in bounded memory: :mod:`mori.batch.stream`), counts the orders, and prints
+the numbers of :class:`mori.batch.estimate.PlanEstimate`. It creates nothing at MORI and
+spends nothing (the only request it may send is the sign-in that reports the account's usage,
+with ``MORI_EMAIL`` and ``MORI_PASSWORD``), records nothing in the ledger, and does not create
+a ledger that does not exist yet. No Prefect server is needed: no flow runs.
 
 Exit codes: 0 the plan was made (``refusal`` says when a run would refuse it); 1 it could not be
 (a bad manifest or source, bad options, a ledger that cannot be opened): one line on stderr.
@@ -16,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mori.batch.parameters import ProtectParameters, cli_options
@@ -23,9 +26,9 @@ from mori.batch.parameters import ProtectParameters, cli_options
 if TYPE_CHECKING:  # imported when used: the parser is built for every command
     from mori.batch.estimate import PlanEstimate
     from mori.batch.ledger import Ledger
-    from mori.batch.manifest import Item
     from mori.batch.runtime import RunConfig
     from mori.batch.storage import Storage
+    from mori.batch.stream import Survey
     from mori.models import AccountUsage
     from mori.settings import Settings
 
@@ -92,11 +95,12 @@ def _plan(args: argparse.Namespace) -> PlanEstimate:
     from pydantic import ValidationError
 
     from deployments.console import first_problem
-    from mori.batch.estimate import dry_run, plan_rate
+    from mori.batch.estimate import plan_rate
     from mori.batch.ledger import redact
     from mori.batch.manifest import ManifestError
     from mori.batch.runtime import RunConfig
     from mori.batch.storage import Storage
+    from mori.batch.stream import StreamRun
     from mori.settings import Settings
 
     given = {name: getattr(args, name) for name in PLAN_PARAMETERS}
@@ -114,16 +118,21 @@ def _plan(args: argparse.Namespace) -> PlanEstimate:
         raise _Failure(f"ledger {redact(location)}: {shown}") from None
     storage = Storage()
     try:
-        items = _items(config, storage, ledger)
-        return dry_run(
-            items,
-            ledger,
-            config.order_size,
-            rate=plan_rate(settings),
-            usage=_usage(settings),
-            retry_failed=params.retry_failed,
-            max_new_images=config.max_new_images,
-        )
+        with tempfile.TemporaryDirectory(prefix="mori-plan-") as scratch:
+            survey = _survey(config, storage, ledger, Path(scratch))
+            plan = StreamRun(
+                survey,
+                ledger,
+                Path(scratch),
+                order_size=config.order_size,
+                retry_failed=params.retry_failed,
+            )
+            plan.triage()
+            return plan.estimate(
+                rate=plan_rate(settings),
+                usage=_usage(settings),
+                max_new_images=config.max_new_images,
+            )
     except ManifestError as exc:
         raise _Failure(str(exc)) from None
     finally:
@@ -143,16 +152,19 @@ def _existing_ledger(location: str) -> Ledger | None:
     return open_ledger(location)
 
 
-def _items(config: RunConfig, storage: Storage, ledger: Ledger | None) -> list[Item]:
-    """The run's items: the manifest's rows, or the source's objects (nothing recorded)."""
-    from mori.batch import manifest
+def _survey(config: RunConfig, storage: Storage, ledger: Ledger | None, folder: Path) -> Survey:
+    """The run's rows, filed by key in ``folder``: the manifest's, or the source's objects
+    (nothing recorded)."""
     from mori.batch.listing import pages
-    from mori.batch.sources import load_source
+    from mori.batch.sources import source_pages
+    from mori.batch.stream import survey_items, survey_manifest
 
+    options = config.validation()
     if config.source is None:
-        return manifest.load(config.manifest_uri, storage, config.validation())
+        return survey_manifest(config.manifest_uri, storage, options, folder / "rows")
     listed = pages(config.source, storage)
-    return load_source(listed, storage, config.validation(), ledger, remember=False)
+    found = source_pages(listed, storage, options, ledger, remember=False)
+    return survey_items(found, options, folder / "rows")
 
 
 def _usage(settings: Settings) -> AccountUsage | None:

@@ -23,13 +23,13 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from flows.protect import drive_orders
 from mori.batch import parameters as P
 from mori.batch.fanout import GROUP_SIZE, run_of
 from mori.batch.parameters import MAX_CONCURRENT_ORDERS
 from mori.batch.runtime import RunConfig, Runtime
 from mori.batch.storage import Storage
 from tasks.credentials import load_settings
+from tasks.driving import drive_orders
 from tasks.fanout import claim_owner
 from tasks.ratelimit import client_for
 

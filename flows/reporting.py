@@ -3,7 +3,7 @@ files, and the one line a run that cannot start fails with."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prefect.artifacts import (
@@ -13,7 +13,7 @@ from prefect.artifacts import (
 )
 from pydantic import ValidationError
 
-from mori.batch.audit import ImageRow, ImageStatus
+from mori.batch.audit import ImageStatus
 from mori.batch.estimate import PlanEstimate, markdown
 from mori.batch.manifest import ManifestError
 from mori.batch.outcomes import RunSummary
@@ -55,15 +55,20 @@ def summary_markdown(summary: RunSummary) -> str:
     return "\n".join(lines)
 
 
-def publish_run_artifacts(summary: RunSummary, rows: Sequence[ImageRow]) -> None:
-    """Markdown summary, a table of failed/pending rows and a link to the audit files."""
+def publish_run_artifacts(summary: RunSummary, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Markdown summary, a table of the first failed/pending rows and a link to the audit files.
+
+    ``rows``: the run's first failed or pending rows, in row order (at least
+    :data:`MAX_FAILURE_ROWS` of them when there are that many), each with the columns of the
+    table.
+    """
     create_markdown_artifact(
         summary_markdown(summary), key="protect-summary", description="Outcome of the protect run"
     )
     problems = [
-        {col: _cell(getattr(row, col)) for col in _FAILURE_COLUMNS}
+        {col: _cell(row[col]) for col in _FAILURE_COLUMNS}
         for row in rows
-        if row.status in (ImageStatus.FAILED, ImageStatus.PENDING)
+        if row["status"] in (ImageStatus.FAILED, ImageStatus.PENDING)
     ][:MAX_FAILURE_ROWS]
     if problems:
         create_table_artifact(

@@ -1,4 +1,4 @@
-"""A client-side requests-per-minute limiter (DESIGN.md invariant 5).
+"""A client-side requests-per-minute limiter (docs/ARCHITECTURE.md, invariant 5).
 
 :class:`RateLimiter` keeps one process's calls under MORI's plan budget (60 / 300 / 1,000
 requests per minute) with a *sliding-log* window: a request may start only when fewer than

@@ -3,7 +3,7 @@
 One immutable :class:`RetryPolicy` value (modelled on Temporal's ``RetryPolicy`` and urllib3's
 ``Retry``) holds every knob. The retry loop itself is `tenacity`_'s: :meth:`RetryPolicy.retrying`
 builds a ``tenacity.Retrying`` from the policy, with the sleep, the clock and the random source
-injected so that tests never sleep. Rules (DESIGN.md invariant 4):
+injected so that tests never sleep. Rules (docs/ARCHITECTURE.md, invariant 4):
 
 * only retryable failures are retried -- :attr:`mori.errors.MoriError.retryable`: network
   errors, timeouts, 408, 429 and 5xx; a 4xx validation error fails at once;

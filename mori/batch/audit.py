@@ -59,6 +59,8 @@ __all__ = [
     "RunRow",
     "Timestamp",
     "arrow_schema",
+    "as_text",
+    "extra_column",
     "from_record",
     "table_uri",
     "to_arrow",
@@ -247,7 +249,7 @@ def to_arrow(row_type: type[AuditRow], rows: Sequence[AuditRow]) -> pa.Table:
             extras.update(dict.fromkeys(row.extra))
     for name in extras:
         values = [r.extra.get(name) if isinstance(r, ImageRow) else None for r in rows]
-        array = _extra_column(values)
+        array = extra_column(values)
         column = f"manifest_{name}" if name in schema.names else name
         arrays.append(array)
         fields.append(pa.field(column, array.type))
@@ -266,7 +268,7 @@ def _column(values: list[Any], type_: pa.DataType) -> pa.Array:
     return pa.array(values, type_)
 
 
-def _extra_column(values: list[Any]) -> pa.Array:
+def extra_column(values: Sequence[Any]) -> pa.Array:
     """Numbers and booleans keep their type; anything else (mixed, nested, text) is text."""
     try:
         inferred = pa.array(values, from_pandas=True)
@@ -278,10 +280,11 @@ def _extra_column(values: list[Any]) -> pa.Array:
             return inferred
         if pa.types.is_null(kind):
             return pa.nulls(len(values), pa.string())
-    return pa.array([_as_text(v) for v in values], pa.string())
+    return pa.array([as_text(v) for v in values], pa.string())
 
 
-def _as_text(value: Any) -> str | None:
+def as_text(value: Any) -> str | None:
+    """An extra column's value as text (``None`` for a missing one; JSON for nested ones)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, dict | list):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mori.batch.ledger import Ledger, OrderRecord
@@ -42,12 +42,15 @@ if TYPE_CHECKING:
 __all__ = [
     "CALLS_PER_ORDER",
     "SMALLEST_PLAN_RPM",
+    "PlanCounts",
     "PlanEstimate",
     "PlanGuard",
     "PlanRefused",
     "check",
+    "counts_of",
     "dry_run",
     "estimate",
+    "estimate_counts",
     "markdown",
     "plan_rate",
     "refusal",
@@ -119,6 +122,40 @@ def plan_rate(settings: Settings) -> tuple[int, str]:
     return SMALLEST_PLAN_RPM, "MORI's smallest plan (MORI_RATE_LIMIT_RPM not set)"
 
 
+@dataclass
+class PlanCounts:
+    """A run's rows and plan counted (by :func:`counts_of`, or window by window)."""
+
+    rows: int = 0
+    new: int = 0
+    #: Rows failed for good in an earlier run and sent again (``retry_failed``).
+    retried: int = 0
+    #: Valid rows found in the ledger, by the status of their record.
+    statuses: Counter[str] = field(default_factory=Counter)
+    #: Bad rows by error code.
+    bad: Counter[str] = field(default_factory=Counter)
+    #: Orders the plan creates, by kind (``upload``, ``url``).
+    orders: Counter[str] = field(default_factory=Counter)
+    #: Rows in each order an earlier run left open, by order key.
+    open_rows: Counter[str] = field(default_factory=Counter)
+
+
+def counts_of(items: Sequence[Item], found: Triage, planned: Sequence[PlannedOrder]) -> PlanCounts:
+    """The counts of a triage of ``items`` and its planned orders."""
+    return PlanCounts(
+        rows=len(items),
+        new=len(found.new),
+        retried=len(found.retried),
+        statuses=Counter(record.status for record in found.known.values())
+        + Counter(failed=len(found.retried)),
+        bad=Counter(it.error_code for it in items if it.error_code is not None),
+        orders=Counter(order.kind for order in planned),
+        open_rows=Counter(
+            record.order_key for record in found.known.values() if record.status == "planned"
+        ),
+    )
+
+
 def estimate(
     items: Sequence[Item],
     found: Triage,
@@ -132,28 +169,46 @@ def estimate(
 ) -> PlanEstimate:
     """The numbers of a triage and its planned orders; ``resumed`` holds the ledger's record of
     each order ``found.resume`` names."""
-    bad = Counter(it.error_code for it in items if it.error_code is not None)
-    statuses = Counter(record.status for record in found.known.values())
-    failed = len(found.retried) if retry_failed else statuses["failed"]
-    calls = sum(CALLS_PER_ORDER[order.kind] for order in planned)
+    return estimate_counts(
+        counts_of(items, found, planned),
+        resumed,
+        rate=rate,
+        usage=usage,
+        retry_failed=retry_failed,
+        max_new_images=max_new_images,
+    )
+
+
+def estimate_counts(
+    counts: PlanCounts,
+    resumed: Mapping[str, OrderRecord],
+    *,
+    rate: tuple[int, str],
+    usage: AccountUsage | None = None,
+    retry_failed: bool = False,
+    max_new_images: int = 0,
+) -> PlanEstimate:
+    """The numbers of a plan from its counts; ``resumed`` holds the ledger's record of each
+    open order the run resumes."""
+    statuses = counts.statuses
+    failed = counts.retried if retry_failed else statuses["failed"]
+    calls = sum(CALLS_PER_ORDER[kind] * n for kind, n in counts.orders.items())
     calls += sum(_calls_left(record) for record in resumed.values())
     per_minute, source = rate
     unconfirmed = sum(
-        1
-        for record in found.known.values()
-        if record.status == "planned"
-        and record.order_key in resumed
-        and not resumed[record.order_key].reached("confirmed")
+        n
+        for key, n in counts.open_rows.items()
+        if key in resumed and not resumed[key].reached("confirmed")
     )
     result = PlanEstimate(
-        rows=len(items),
-        new_images=len(found.new),
+        rows=counts.rows,
+        new_images=counts.new,
         known_images=statuses["processed"],
         failed_before=failed,
         in_open_orders=statuses["planned"],
-        bad_rows=sum(bad.values()),
-        bad_rows_by_code=dict(sorted(bad.items())),
-        orders=len(planned),
+        bad_rows=sum(counts.bad.values()),
+        bad_rows_by_code=dict(sorted(counts.bad.items())),
+        orders=sum(counts.orders.values()),
         resumed_orders=len(resumed),
         api_calls=calls,
         rate_per_minute=per_minute,

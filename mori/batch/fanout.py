@@ -241,14 +241,18 @@ class FanOut:
 
     def run(self, order_keys: Sequence[str]) -> FanOutReport:
         """Hand every order of ``order_keys`` to child runs and wait until each group is done
-        or given up. A group this run recorded before (a retried run) is re-attached."""
+        or given up. A group of these orders this run recorded before (a retried run) is
+        re-attached; new groups are numbered after every group the run recorded."""
         report = FanOutReport()
-        earlier = [
+        recorded = self.ledger.dispatches(self.run_id)
+        wanted = set(order_keys)
+        earlier = [  # groups of these orders (a run that fans out a window at a time has more)
             Group(d.run_id, d.group, d.order_keys, d.attempt)
-            for d in self.ledger.dispatches(self.run_id)
+            for d in recorded
+            if wanted.intersection(d.order_keys)
         ]
         assigned = {key for group in earlier for key in group.order_keys}
-        first = max((g.number for g in earlier), default=-1) + 1
+        first = max((d.group for d in recorded), default=-1) + 1
         fresh = [k for k in order_keys if k not in assigned]
         waiting = deque(
             earlier + split(fresh, self.policy.fan_out, self.run_id, first, self.policy.group_size)

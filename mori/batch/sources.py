@@ -13,14 +13,14 @@ against the ledger, read and recorded before the next is listed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from mori.batch.ledger import Ledger, SourceObject
 from mori.batch.listing import ListedObject
 from mori.batch.manifest import Item, ValidationOptions, assign_keys, classify, fingerprint_items
 from mori.batch.storage import Storage, parent
 
-__all__ = ["load_source"]
+__all__ = ["load_source", "source_pages"]
 
 
 def load_source(
@@ -38,9 +38,29 @@ def load_source(
     recorded in it. Raises :class:`~mori.batch.manifest.ManifestError` when a page of the
     source cannot be listed.
     """
-    items: list[Item] = []
+    items = [
+        item
+        for page in source_pages(listed, storage, options, ledger, remember=remember)
+        for item in page
+    ]
+    assign_keys(items, options)
+    return items
+
+
+def source_pages(
+    listed: Iterable[list[ListedObject]],
+    storage: Storage,
+    options: ValidationOptions,
+    ledger: Ledger | None,
+    *,
+    remember: bool = True,
+) -> Iterator[list[Item]]:
+    """:func:`load_source` a page at a time, without image keys (so without ``DUPLICATE_ROW``:
+    that needs every page): each page's items validated and fingerprinted, row numbers going on
+    from page to page."""
+    first = 0
     for page in listed:
-        page_items = [_item(len(items) + i, obj, options) for i, obj in enumerate(page)]
+        page_items = [_item(first + i, obj, options) for i, obj in enumerate(page)]
         known = ledger.source_objects([obj.location for obj in page]) if ledger else {}
         unread: list[tuple[Item, ListedObject]] = []
         for item, obj in zip(page_items, page, strict=True):
@@ -54,9 +74,8 @@ def load_source(
         fingerprint_items([item for item, _ in unread], storage, options)
         if ledger is not None and remember:
             ledger.remember_source_objects(_read(unread))
-        items.extend(page_items)
-    assign_keys(items, options)
-    return items
+        first += len(page_items)
+        yield page_items
 
 
 def _item(row_index: int, obj: ListedObject, options: ValidationOptions) -> Item:

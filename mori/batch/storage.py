@@ -8,10 +8,12 @@ over it; an S3 ``PutObject`` is atomic by nature. No reader ever sees a partial 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 
@@ -91,6 +93,32 @@ class Storage:
         except FileNotFoundError as exc:
             raise NotFound(uri) from exc
 
+    def open(self, uri: str) -> IO[bytes]:
+        """The bytes at ``uri`` as a stream to read from the start (close it when done); a local
+        file is seekable, an S3 object is read as it downloads. :class:`NotFound` if none."""
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            try:
+                body: IO[bytes] = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
+            except (self.s3.exceptions.NoSuchKey, self.s3.exceptions.NoSuchBucket) as exc:
+                raise NotFound(uri) from exc
+            return body
+        try:
+            return Path(uri).open("rb")
+        except FileNotFoundError as exc:
+            raise NotFound(uri) from exc
+
+    def put_file(self, uri: str, local: Path, content_type: str | None = None) -> None:
+        """Copy the local file ``local`` to ``uri`` atomically: beside a local target and renamed
+        over it, or in one upload (in parts when it is large) to S3."""
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            extra = {"ExtraArgs": {"ContentType": content_type}} if content_type else {}
+            self.s3.upload_file(str(local), bucket, key, **extra)
+            return
+        with local.open("rb") as source:
+            _replace(Path(uri), lambda fh: shutil.copyfileobj(source, fh, 1 << 20))
+
     def size(self, uri: str) -> int:
         """The size in bytes of the object at ``uri``."""
         if is_s3(uri):
@@ -119,19 +147,7 @@ class Storage:
             extra = {"ContentType": content_type} if content_type else {}
             self.s3.put_object(Bucket=bucket, Key=key, Body=data, **extra)
             return
-        target = Path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs and reports are meant to be read
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _replace(Path(uri), lambda fh: fh.write(data))
 
     def list(self, prefix_uri: str) -> list[str]:
         """Every file (or object) below ``prefix_uri``, as URIs, sorted."""
@@ -147,3 +163,20 @@ class Storage:
         if not root.exists():
             return []
         return sorted(str(p) for p in root.rglob("*") if p.is_file())
+
+
+def _replace(target: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write ``target`` atomically: ``write`` fills a temp file beside it (synced to disk), which
+    is then renamed over it (creating folders as needed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs and reports are meant to be read
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

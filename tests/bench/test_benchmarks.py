@@ -41,18 +41,25 @@ def run_bench(name: str, tmp_path: Path, *args: str) -> tuple[str, dict[str, Any
 def test_manifest_bench(tmp_path: Path) -> None:
     stdout, figures = run_bench(
         "manifest", tmp_path, "--rows", "3000", "--file-rows", "40", "--repeats", "1",
-        "--extra-columns", "1", "--against", str(REPO),  # this checkout against itself
+        "--backends", "sqlite,postgresql", "--extra-columns", "1",
+        "--against", str(REPO), "--against-rows", "3000",  # this checkout against itself
     )  # fmt: skip
-    urls, files = figures["3,000 URL rows + 1 column"][0], figures["40 local files"][0]
-    assert 0.99 * 3000 < urls["valid"] < 3000  # the generator plants a few bad rows
-    assert urls["orders"] == math.ceil(urls["valid"] / 100)
-    assert urls["rerun_known"] == urls["valid"]  # the rerun finds every planned image
-    assert files["valid"] == files["rerun_known"] == 40 and files["orders"] == 1
-    assert urls["peak_mib"] > 0 and urls["ledger_mib"] > 0
-    other = figures["against"]["3,000 URL rows + 1 column"][0]
-    assert (other["valid"], other["orders"]) == (urls["valid"], urls["orders"])
-    assert "load = read + validate" in stdout and "CPU speed" in stdout
-    assert "3,000 URL rows + 1 column: time × " in stdout
+    cases = figures["cases"]
+    for backend in ("sqlite", "postgresql"):
+        urls = cases[f"3,000 URL rows, {backend}"][0]
+        assert urls["plan"]["rows"] == urls["protect"]["rows"] == urls["rerun"]["rows"] == 3000
+        images = urls["ledger"]["images"]
+        assert 0.99 * 3000 < images < 3000  # the generator plants a few bad rows and duplicates
+        assert urls["plan"]["orders"] == urls["protect"]["orders"] == math.ceil(images / 100)
+        assert (urls["rerun"]["orders"], urls["rerun"]["skipped"]) == (0, images)  # all known
+        assert urls["ledger_done"]["images"] == images and urls["ledger"]["bytes"] > 0
+        assert all(urls[stage]["peak_mib"] > 0 for stage in ("plan", "protect", "rerun"))
+        other = figures["against"]["cases"][f"3,000 URL rows, {backend}"][0]
+        assert other["protect"]["orders"] == urls["protect"]["orders"]
+        assert f"3,000 URL rows, {backend}, rerun: time × " in stdout
+    files = cases["40 local files, sqlite"][0]
+    assert files["protect"]["orders"] == 1 and files["rerun"]["skipped"] == 40
+    assert "rerun = protect again" in stdout and "CPU speed" in stdout
 
 
 def test_throughput_bench(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from deployments.serve import NAMES, PROJECT_ROOT, build, deployment_specs, take_over
@@ -124,7 +125,10 @@ def test_a_deployment_prefect_deploy_made_can_be_served(
         # what `prefect deploy` leaves: pull steps and no path
         pull = [{"prefect.deployments.steps.set_working_directory": {"directory": "."}}]
         client.update_deployment(deployment.id, DeploymentUpdate(pull_steps=pull))
-        client._client.patch(f"/deployments/{deployment.id}", json={"path": None})
+        cleared = httpx.patch(
+            f"{prefect_api.api_url}/deployments/{deployment.id}", json={"path": None}
+        )
+        assert cleared.is_success, cleared.text
         assert client.read_deployment(deployment.id).path is None
 
         assert take_over([served]) == ["report/report"]

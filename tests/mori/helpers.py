@@ -57,3 +57,14 @@ def fail(
     if code is not None:
         body["code"] = code
     return httpx.Response(status, json=body, headers=headers)
+
+
+class CountingLimiter:
+    """A rate limiter that counts its acquisitions and reports a 0.25 s wait for each."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def acquire(self) -> float:
+        self.calls += 1
+        return 0.25

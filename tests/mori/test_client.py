@@ -1,13 +1,9 @@
-"""MoriClient against httpx.MockTransport: requests, parsing, error mapping, retries, secrets."""
+"""MoriClient against httpx.MockTransport: requests, parsing, error mapping, construction."""
 
 from __future__ import annotations
 
 import json
-import logging
-import random
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -16,14 +12,14 @@ import pytest
 from pydantic import SecretStr
 
 from mori import errors
-from mori.client import MoriClient, redact_url
+from mori.client import MoriClient
 from mori.models import FileSpec, UrlFileSpec
 from mori.ratelimit import RateLimiter
 from mori.retry import RetryPolicy
 from mori.settings import Settings
 from tests.support.clock import FakeTime
 
-from .helpers import API_KEY, BASE_URL, Script, fail, ok
+from .helpers import API_KEY, BASE_URL, CountingLimiter, Script, fail, ok
 
 MakeClient = Callable[..., MoriClient]
 
@@ -394,157 +390,6 @@ def test_presigned_400_fails_at_once(make_client: MakeClient) -> None:
     assert len(script.requests) == 1
 
 
-# -- retries -----------------------------------------------------------------------------------
-
-
-def test_503_503_200_reuses_idempotency_key_and_sleeps_policy_delays(
-    make_client: MakeClient, fake_time: FakeTime
-) -> None:
-    policy = RetryPolicy()  # default jitter: the delays come from the seeded RNG
-    script = Script(fail(503), fail(503), ok(CREATED))
-    client = make_client(script, retry=policy)
-    order = client.create_order(["a.jpg"], idempotency_key=KEY)
-
-    assert order.order_id == "123456789"
-    assert [r.headers["X-Idempotency-Key"] for r in script.requests] == [KEY] * 3
-    assert len({r.content for r in script.requests}) == 1
-    rng = random.Random(1234)
-    assert fake_time.sleeps == [policy.backoff(1, rng), policy.backoff(2, rng)]
-    stats = client.stats
-    assert stats.requests == {"create_order": 3}
-    assert stats.retries == {"create_order": 2}
-
-
-def test_400_is_never_retried(make_client: MakeClient, fake_time: FakeTime) -> None:
-    script = Script(fail(400, "INVALID_REQUEST"))
-    client = make_client(script)
-    with pytest.raises(errors.BadRequestError):
-        client.confirm_order("1", idempotency_key=KEY)
-    assert len(script.requests) == 1
-    assert fake_time.sleeps == []
-    assert client.stats.retries == {}
-
-
-def test_attempts_are_bounded_and_last_error_is_raised(
-    make_client: MakeClient, fake_time: FakeTime
-) -> None:
-    script = Script(fail(503, message="busy"))
-    with pytest.raises(errors.ServerError) as info:
-        make_client(script, retry=RetryPolicy(max_attempts=4, jitter=0)).get_order("1")
-    assert info.value.message == "busy"
-    assert len(script.requests) == 4
-    assert fake_time.sleeps == [0.5, 1.0, 2.0]
-
-
-def test_retry_none_means_one_attempt(make_client: MakeClient) -> None:
-    script = Script(fail(503))
-    with pytest.raises(errors.ServerError):
-        make_client(script, retry=None).get_order("1")
-    assert len(script.requests) == 1
-
-
-def test_deadline_is_honoured_with_injected_clock(
-    make_client: MakeClient, fake_time: FakeTime
-) -> None:
-    def slow(request: httpx.Request) -> httpx.Response:
-        fake_time.advance(5.0)  # each attempt takes 5 s
-        return fail(503)
-
-    policy = RetryPolicy(max_attempts=100, initial_delay=10, multiplier=1, jitter=0, deadline=35)
-    script = Script(slow)
-    start = fake_time.now
-    with pytest.raises(errors.ServerError):
-        make_client(script, retry=policy).get_order("1")
-    # t=5 fail, sleep to 15; t=20 fail, sleep to 30; t=35 fail: a 10 s sleep would pass 35.
-    assert len(script.requests) == 3
-    assert fake_time.now - start <= 35
-
-
-def test_timeout_then_success_is_retried(make_client: MakeClient) -> None:
-    script = Script(httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("dropped"), ok(CREATED))
-    order = make_client(script).create_order(["a.jpg"], idempotency_key=KEY)
-    assert order.order_id == "123456789"
-    assert [r.headers["X-Idempotency-Key"] for r in script.requests] == [KEY] * 3
-
-
-def test_retry_after_is_honoured(make_client: MakeClient, fake_time: FakeTime) -> None:
-    script = Script(fail(429, "RATE_LIMIT_EXCEEDED", **{"Retry-After": "7"}), ok(CREATED))
-    client = make_client(script)
-    client.create_order(["a.jpg"], idempotency_key=KEY)
-    assert fake_time.sleeps == [7.0]
-    assert client.stats.rate_limited == 1
-
-
-def test_retry_after_is_capped(make_client: MakeClient, fake_time: FakeTime) -> None:
-    script = Script(fail(429, None, **{"Retry-After": "3600"}), ok(CREATED))
-    make_client(script, retry=RetryPolicy(max_retry_after=60)).create_order(
-        ["a.jpg"], idempotency_key=KEY
-    )
-    assert fake_time.sleeps == [60.0]
-
-
-def test_invalid_retry_after_falls_back_to_backoff(
-    make_client: MakeClient, fake_time: FakeTime
-) -> None:
-    script = Script(fail(429, None, **{"Retry-After": "-1"}), ok(CREATED))
-    make_client(script).create_order(["a.jpg"], idempotency_key=KEY)
-    assert fake_time.sleeps == [0.5]
-
-
-class CountingLimiter:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def acquire(self) -> float:
-        self.calls += 1
-        return 0.25
-
-
-def test_rate_limiter_is_acquired_before_every_attempt(make_client: MakeClient) -> None:
-    limiter = CountingLimiter()
-    script = Script(fail(503), fail(500), ok({"orderId": "1", "status": "pending"}))
-    client = make_client(script, rate_limiter=limiter)
-    client.get_order("1")
-    assert limiter.calls == 3
-    assert client.stats.waited_seconds == pytest.approx(0.75)
-
-
-def test_rate_limiter_waits_are_counted(make_client: MakeClient, fake_time: FakeTime) -> None:
-    limiter = RateLimiter(2, margin=0, clock=fake_time.clock, sleep=fake_time.sleep)
-    client = make_client(Script(ok({"url": None})), rate_limiter=limiter)
-    for _ in range(3):
-        client.get_webhook()
-    assert fake_time.sleeps == [60.0]
-    assert client.stats.waited_seconds == 60.0
-
-
-def test_429_pauses_the_shared_rate_limiter(make_client: MakeClient, fake_time: FakeTime) -> None:
-    limiter = RateLimiter(None, clock=fake_time.clock, sleep=fake_time.sleep)
-    client = make_client(
-        Script(fail(429, None, **{"Retry-After": "10"})), rate_limiter=limiter, retry=None
-    )
-    with pytest.raises(errors.RateLimitedError):
-        client.get_order("1")
-    assert limiter.reserve() == 10.0  # every other thread now waits as well
-
-
-def test_client_is_thread_safe(make_client: MakeClient) -> None:
-    lock = threading.Lock()
-    seen: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        with lock:
-            seen.append(request.url.path)
-        return ok({"orderId": request.url.path.rsplit("/", 1)[1], "status": "pending"})
-
-    client = make_client(Script(handler))
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        ids = list(pool.map(lambda i: client.get_order(str(i)).order_id, range(200)))
-    assert ids == [str(i) for i in range(200)]
-    assert client.stats.requests == {"get_order": 200}
-    assert len(seen) == 200
-
-
 # -- construction ------------------------------------------------------------------------------
 
 
@@ -639,113 +484,3 @@ def test_context_manager_closes() -> None:
     with MoriClient("http://x.test") as sharded:  # the network: several pools, all closed
         assert not sharded.is_closed
     assert sharded.is_closed
-
-
-# -- secrets -----------------------------------------------------------------------------------
-
-SECRET_URL = "https://user:SECRET@s3.test/bucket/temp/1/0/a.jpg?X-Amz-Signature=SECRET&sig=SECRET&expires=99#SECRET"
-
-
-@pytest.mark.parametrize(
-    "step",
-    [
-        httpx.Response(500, text="oops"),
-        httpx.Response(
-            403, text="<Error><Code>AccessDenied</Code><Message>SECRET</Message></Error>"
-        ),
-        httpx.ConnectError(f"failed connecting to {SECRET_URL}"),
-        httpx.ReadTimeout(f"read timed out: {SECRET_URL}"),
-    ],
-    ids=["500", "403", "connect", "timeout"],
-)
-def test_presigned_secrets_never_leak(
-    make_client: MakeClient, caplog: pytest.LogCaptureFixture, step: httpx.Response | Exception
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    client = make_client(Script(step), retry=RetryPolicy(max_attempts=2, jitter=0))
-    for call in (lambda: client.upload(SECRET_URL, b"x"), lambda: client.download(SECRET_URL)):
-        with pytest.raises(errors.MoriError) as info:
-            call()
-        assert "SECRET" not in str(info.value)
-        assert "SECRET" not in repr(info.value)
-        assert "s3.test/bucket/temp/1/0/a.jpg" in str(info.value)
-    assert caplog.records, "expected debug logs"
-    assert "SECRET" not in caplog.text
-    assert all("SECRET" not in r.getMessage() for r in caplog.records)
-
-
-def test_httpx_request_log_is_redacted(
-    make_client: MakeClient, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    make_client(Script(httpx.Response(200))).upload(SECRET_URL, b"x")
-    httpx_records = [r for r in caplog.records if r.name == "httpx"]
-    assert httpx_records and "s3.test" in httpx_records[0].getMessage()
-    assert "SECRET" not in caplog.text
-
-
-def test_api_key_never_leaks(make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
-    script = Script(
-        fail(401, "UNAUTHORIZED", message=f"unknown key {API_KEY}"),
-        httpx.ConnectError(f"cannot send Bearer {API_KEY}"),
-    )
-    client = make_client(script, retry=None)
-    for _ in range(2):
-        with pytest.raises(errors.MoriError) as info:
-            client.get_order("1")
-        assert "SECRET" not in str(info.value)
-        assert "SECRET" not in repr(info.value)
-    assert "SECRET" not in repr(client)
-    assert "SECRET" not in caplog.text
-
-
-def test_invalid_response_data_does_not_quote_presigned_urls(make_client: MakeClient) -> None:
-    data = {
-        **CREATED,
-        "orderId": {"nested": "https://s3.test/a?sig=SECRET"},
-        "files": [{"fileId": ["x"], "uploadUrl": "https://s3.test/a?sig=SECRET"}],
-    }
-    with pytest.raises(errors.UnexpectedResponseError) as info:
-        make_client(Script(ok(data))).create_order(["a.jpg"], idempotency_key=KEY)
-    assert info.value.code == "INVALID_RESPONSE"
-    assert "orderId" in str(info.value) and "files.0.fileId" in str(info.value)
-    assert "SECRET" not in str(info.value) and "SECRET" not in repr(info.value)
-
-
-def test_server_message_urls_are_redacted(make_client: MakeClient) -> None:
-    script = Script(
-        fail(400, "INVALID_REQUEST", message="cannot fetch https://pub.test/a.jpg?token=SECRET")
-    )
-    with pytest.raises(errors.BadRequestError) as info:
-        make_client(script).create_url_order(
-            [("a.jpg", "https://pub.test/a.jpg?token=SECRET")], idempotency_key=KEY
-        )
-    assert "https://pub.test/a.jpg" in info.value.message
-    assert "SECRET" not in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("https://s3.test/b/k.jpg?X-Amz-Signature=abc&expires=1", "https://s3.test/b/k.jpg"),
-        ("https://user:pw@host.test:8443/p?q=1#frag", "https://host.test:8443/p"),
-        (
-            "http://127.0.0.1:9000/_s3/upload/temp/1/0/a.jpg?sig=x",
-            "http://127.0.0.1:9000/_s3/upload/temp/1/0/a.jpg",
-        ),
-        ("http://[::1]:8080/x?y", "http://[::1]:8080/x"),
-        ("https://morimori.app", "https://morimori.app/"),
-        ("/api/v2/orders?x=1", "/api/v2/orders"),
-        (httpx.URL("https://h.test/p?sig=1"), "https://h.test/p"),
-    ],
-)
-def test_redact_url(url: str | httpx.URL, expected: str) -> None:
-    assert redact_url(url) == expected
-
-
-@pytest.mark.parametrize(
-    "url", ["http://[not-an-ip/x?sig=SECRET", "http://h.test:99999999/?sig=SECRET", "\x00?SECRET"]
-)
-def test_redact_url_never_returns_the_query_of_odd_urls(url: str) -> None:
-    assert "SECRET" not in redact_url(url)

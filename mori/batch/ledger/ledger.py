@@ -31,11 +31,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+import pyarrow as pa
+
 from mori.batch.ledger import claims as claims_repo
 from mori.batch.ledger import dispatches as dispatches_repo
 from mori.batch.ledger import events as events_repo
 from mori.batch.ledger import images as images_repo
-from mori.batch.ledger import intent
+from mori.batch.ledger import intent, window
 from mori.batch.ledger import objects as objects_repo
 from mori.batch.ledger import orders as orders_repo
 from mori.batch.ledger._retry import RetryPolicy
@@ -56,6 +58,7 @@ from mori.batch.ledger.records import (
 )
 from mori.batch.ledger.schema import migrate, version
 from mori.batch.ledger.target import parse_target
+from mori.batch.ledger.window import WindowOrder
 
 __all__ = ["Ledger", "LedgerOptions", "open_ledger"]
 
@@ -189,6 +192,12 @@ class Ledger:
         if rows:
             self._store.write(lambda tx: images_repo.done(tx, rows, at))
 
+    def image_records(self, image_keys: Sequence[str]) -> pa.Table:
+        """:meth:`images` as columns (:data:`~mori.batch.ledger.window.RECORD_SCHEMA`), for very
+        many keys: give them sorted."""
+        keys = list(image_keys)
+        return self._store.read(lambda tx: window.image_records(tx, keys))
+
     def image_statuses(self) -> dict[str, int]:
         """How many images are in each status."""
         return self._store.read(images_repo.statuses)
@@ -234,6 +243,24 @@ class Ledger:
             ),
             bulk=bulk,
         )
+
+    def record_window(
+        self, orders: Sequence[WindowOrder], slots: pa.Table, output_uri: str | None = None
+    ) -> None:
+        """Record the intent of new orders holding only new images, inserted as they are (see
+        :func:`mori.batch.ledger.window.record_window`): all of them, or none and
+        :class:`~mori.batch.ledger.window.WindowConflict` when the ledger holds one already."""
+        at = now_iso()
+        self._store.write(
+            lambda tx: window.record_window(tx, orders, slots, output_uri, at),
+            bulk=slots.num_rows >= intent.BULK_ROWS,
+        )
+
+    def order_stamps(self, order_keys: Sequence[str]) -> pa.Table:
+        """The ids and times of many orders, as columns
+        (:data:`~mori.batch.ledger.window.STAMP_SCHEMA`)."""
+        keys = list(order_keys)
+        return self._store.read(lambda tx: window.order_stamps(tx, keys))
 
     def order(self, order_key: str) -> OrderRecord:
         """The record of one order (``KeyError`` when the ledger does not hold it)."""

@@ -37,7 +37,9 @@ __all__ = [
     "PLAIN_URL",
     "arrow_strings",
     "masked_plain_urls",
+    "plain_name_mask",
     "plain_names",
+    "plain_url_arrays",
     "plain_url_mask",
     "plain_url_rows",
     "url_basenames",
@@ -88,11 +90,16 @@ def url_basenames(sources: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
 
 def plain_names(names: pa.Array | pa.ChunkedArray) -> list[bool]:
     """Per name: ``True`` when it passes the file-name checks exactly as it is."""
+    return plain_name_mask(names).to_pylist()  # type: ignore[no-any-return]
+
+
+def plain_name_mask(names: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """:func:`plain_names` as an Arrow boolean array (never null)."""
     ok = pc.and_(
         pc.match_substring_regex(names, PLAIN_NAME),
         pc.less_equal(pc.utf8_length(names), MAX_PLAIN_NAME),
     )
-    return pc.fill_null(ok, False).to_pylist()  # type: ignore[no-any-return]
+    return pc.fill_null(ok, False)
 
 
 def plain_url_rows(
@@ -102,11 +109,28 @@ def plain_url_rows(
     and the rows whose source is shown masked, with that masked source.
 
     ``source_arr`` and ``name_arr`` are the ``source`` and ``file_name`` columns as
-    :func:`arrow_strings` gives them. Works through the rows in slices, so Arrow's scratch
-    memory stays small.
+    :func:`arrow_strings` gives them.
     """
+    rows, fast_names, shown = plain_url_arrays(source_arr, name_arr)
     names: list[str | None] = [None] * len(source_arr)
+    for row, name in zip(rows.tolist(), fast_names.to_pylist(), strict=True):
+        names[row] = name
+    return names, {int(rows[position]): text for position, text in shown.items()}
+
+
+def plain_url_arrays(
+    source_arr: pa.ChunkedArray, name_arr: pa.ChunkedArray | None
+) -> tuple[np.ndarray[Any, np.dtype[np.int64]], pa.ChunkedArray, dict[int, str]]:
+    """:func:`plain_url_rows` as arrays: the numbers of the plain public URL rows that pass
+    every check (ascending), their file names, and by position among them the masked source
+    of those shown masked.
+
+    Works through the rows in slices, so Arrow's scratch memory stays small.
+    """
+    numbers: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+    names: list[pa.Array] = []
     shown: dict[int, str] = {}
+    found = 0
     for start in range(0, len(source_arr), _SLICE_ROWS):
         chunk = source_arr.slice(start, _SLICE_ROWS)
         rows = pc.indices_nonzero(plain_url_mask(chunk))
@@ -117,16 +141,16 @@ def plain_url_rows(
         if name_arr is not None:
             given = name_arr.slice(start, _SLICE_ROWS).take(rows)
             effective = pc.if_else(pc.fill_null(pc.not_equal(given, ""), False), given, effective)
-        masked = masked_plain_urls(plain)
-        accepted = plain_names(effective)
-        for row, name, ok in zip(rows.to_pylist(), effective.to_pylist(), accepted, strict=True):
-            if ok:
-                names[start + row] = name
-        for position, text in masked.items():
-            row = start + rows[position].as_py()
-            if names[row] is not None:
-                shown[row] = text
-    return names, shown
+        kept = pc.indices_nonzero(plain_name_mask(effective)).to_numpy()
+        for position, text in masked_plain_urls(plain).items():
+            at = int(np.searchsorted(kept, position))
+            if at < len(kept) and kept[at] == position:
+                shown[found + at] = text
+        numbers.append(rows.to_numpy()[kept].astype(np.int64) + start)
+        names.extend(effective.take(kept).cast(pa.large_string()).chunks)
+        found += len(kept)
+    rows_out = np.concatenate(numbers) if numbers else np.zeros(0, np.int64)
+    return rows_out, pa.chunked_array(names, pa.large_string()), shown
 
 
 def masked_plain_urls(urls: pa.ChunkedArray) -> dict[int, str]:

@@ -20,7 +20,7 @@ from mori.batch.manifest import fastpath
 from mori.batch.manifest.model import RESERVED_COLUMNS, Item, ValidationOptions, cell_text
 from mori.batch.manifest.rows import LocalPaths, classify, classify_with, items_from_frame
 
-__all__ = ["ColumnRow", "column_values", "native", "validated_items"]
+__all__ = ["NO_EXTRA", "ColumnRow", "column_values", "native", "row_item", "validated_items"]
 
 _NO_FACTS = (None,) * 8  # sha256 .. error_message: unset for a URL row
 
@@ -75,7 +75,7 @@ def validated_items(
                 extra,
             )
             if name is not None
-            else _row_item(i, s, cid, names, extra, base_dir, options, paths, first_row)
+            else row_item(i, s, cid, names, extra, base_dir, options, paths, first_row)
             for i, s, cid, name, extra in zip(
                 itertools.count(), sources, caller_ids, fast_names, extra_rows
             )
@@ -83,7 +83,7 @@ def validated_items(
     return items
 
 
-def _row_item(
+def row_item(
     index: int,
     source: Any,
     caller_id: str | None,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import io
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -21,6 +22,7 @@ from mori.batch.storage import NotFound, Storage, is_s3
 __all__ = [
     "PARSERS",
     "ManifestError",
+    "access_errors",
     "checked_frame",
     "manifest_format",
     "read_bytes",
@@ -56,8 +58,15 @@ def read_manifest(uri: str, storage: Storage) -> pd.DataFrame:
 
 def read_bytes(uri: str, storage: Storage) -> bytes:
     """The manifest's bytes; a missing or unreadable manifest as :class:`ManifestError`."""
-    try:
+    with access_errors(uri):
         return storage.read_bytes(uri)
+
+
+@contextmanager
+def access_errors(uri: str) -> Iterator[None]:
+    """A missing or unreadable manifest met in the block, as :class:`ManifestError`."""
+    try:
+        yield
     except NotFound as exc:
         raise ManifestError("MANIFEST_NOT_FOUND", f"manifest not found: {uri}") from exc
     except IsADirectoryError as exc:

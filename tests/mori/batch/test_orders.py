@@ -95,34 +95,61 @@ def test_one_pass_processes_every_image(world: World) -> None:
     assert world.stats()["orders_created"] == 1 and world.stats()["duplicate_files"] == 0
 
 
-@pytest.mark.parametrize("stop_after", ["created", "uploaded", "confirmed", "complete"])
-def test_resumes_from_every_step_without_a_second_order(world: World, stop_after: str) -> None:
+class Crash(BaseException):
+    """The process dies here: a ``BaseException``, which nothing in the processor catches."""
+
+
+def crash_in(monkeypatch: pytest.MonkeyPatch, target: object, method: str) -> None:
+    """Make ``target.method`` kill the run (undone when ``monkeypatch`` is)."""
+
+    def die(*args: object, **kwargs: object) -> None:
+        raise Crash(method)
+
+    monkeypatch.setattr(target, method, die)
+
+
+def crash_after_create(world: World, key: str) -> None:
+    """Run ``key``'s order until MORI created it, then die (before any upload)."""
+    with pytest.MonkeyPatch.context() as patch:
+        crash_in(patch, world.processor.client, "upload")
+        with pytest.raises(Crash):
+            world.processor.process(key)
+    assert world.ledger.order(key).status == "created"
+
+
+#: Each step, and the call a run that dies right after it dies in.
+STEPS = [
+    ("created", "client", "upload"),
+    ("uploaded", "client", "confirm_order"),
+    ("confirmed", "waiter", "wait"),
+    ("complete", "client", "get_download"),
+]
+
+
+@pytest.mark.parametrize(("stop_after", "part", "dies_in"), STEPS)
+def test_resumes_from_every_step_without_a_second_order(
+    world: World, stop_after: str, part: str, dies_in: str
+) -> None:
     """A crash after any step: the rerun resumes with the same keys, one order, one confirm."""
     (key,) = world.plan()
     proc = world.processor
-    rec = world.ledger.order(key)
-    slots = world.ledger.slots(key)
-    created = proc._create(rec, slots)
-    if stop_after != "created":
-        proc._upload(key, slots, [f.upload_url for f in created.files])
-    if stop_after in ("confirmed", "complete"):
-        proc._confirm(key, created.order_id, slots, [f.upload_url for f in created.files])
-    if stop_after == "complete":
-        assert proc.waiter.wait(created.order_id, 10) == "complete"
-        world.ledger.advance(key, "complete")
+    with pytest.MonkeyPatch.context() as patch:
+        crash_in(patch, getattr(proc, part), dies_in)
+        with pytest.raises(Crash):
+            proc.process(key)
+    assert world.ledger.order(key).status == stop_after
     result = proc.process(key)  # the "rerun"
     assert result.status == "processed", result
     stats = world.stats()
     assert stats["orders_created"] == 1
     assert stats["orders_confirmed"] == 1
     assert stats["duplicate_files"] == 0
-    assert stats["files_processed"] == len(slots)
+    assert stats["files_processed"] == len(world.ledger.slots(key))
 
 
 def test_expired_upload_urls_replace_the_order_without_duplicates(world: World) -> None:
     (key,) = world.plan()
-    rec = world.ledger.order(key)
-    world.processor._create(rec, world.ledger.slots(key))  # created, then the run "crashed"
+    crash_after_create(world, key)
     world.clock.advance(1801)  # the 30-minute upload URLs lapse before the rerun
     result = world.processor.process(key)
     assert result.status == "processed"

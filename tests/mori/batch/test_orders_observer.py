@@ -11,7 +11,7 @@ import pytest
 from mori.batch.ledger import Slot
 from mori.batch.orders import OrderSettings
 from mori.batch.progress import OrderEvent
-from tests.mori.batch.test_orders import DOOMED, World, world
+from tests.mori.batch.test_orders import DOOMED, World, crash_after_create, world
 
 __all__ = ["world"]  # the fixture this module borrows
 
@@ -76,7 +76,7 @@ def test_a_pending_order_completes_later_without_a_second_created(world: World) 
 def test_a_replaced_order_reports_both_creates_and_one_completion(world: World) -> None:
     events = _observe(world)
     (key,) = world.plan()
-    world.processor._create(world.ledger.order(key), world.ledger.slots(key))
+    crash_after_create(world, key)
     world.clock.advance(1801)  # the upload URLs lapse: the order is replaced
     result = world.processor.process(key)
     assert [(e.kind, e.order_key) for e in events] == [
