@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULTS",
     "MAX_CONCURRENT_ORDERS",
     "MIN_AUTO_ORDERS",
+    "RPM_PER_ORDER",
     "CliOption",
     "Completion",
     "ProtectParameters",
