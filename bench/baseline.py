@@ -2,13 +2,16 @@
 
 The yardstick of ``bench.throughput``: for each chunk of ≤ 100 files it makes exactly the calls
 the pipeline makes -- create, PUT every file to its upload URL, confirm, wait (polling ``GET
-/orders/{id}`` every 0.5 s), get the download URL, GET the result archive -- with every order
-started at once and as many requests in flight as the pool has connections (a semaphore keeps
-the rest out of httpcore's pool queue, whose bookkeeping grows with queued × connections). No
-ledger, no backoff (a request whose connection broke is just sent again), no verification, no
-outputs written: the least work a client can do.
+/orders/{id}`` every 0.5 s), get the download URL, GET the result archive -- and writes every
+output file, as the pipeline does. Every order starts at once, with as many requests in flight
+as the pool has connections (a semaphore keeps the rest out of httpcore's pool queue, whose
+bookkeeping grows with queued × connections; it is FIFO, so the first orders finish uploading
+first and MORI works on them while the others upload). Each order's archive is unpacked and its
+files written in a worker thread, off the event loop. No ledger, no backoff (a request whose
+connection broke is just sent again), no verification, no fsync: the least work a client can
+do for the same job.
 
-``python -m bench.baseline --api URL --key KEY FILE...`` runs it alone.
+``python -m bench.baseline --api URL --key KEY [--output DIR] FILE...`` runs it alone.
 """
 
 from __future__ import annotations
@@ -72,9 +75,14 @@ class _Client:
 
 
 async def _order(
-    client: _Client, headers: dict[str, str], files: Sequence[Path], counts: list[int]
+    client: _Client,
+    headers: dict[str, str],
+    files: Sequence[Path],
+    counts: list[int],
+    output: Path | None,
 ) -> int:
-    """One order, create to download; returns the number of files in the result archive."""
+    """One order, create to download and write; returns the number of files written (in the
+    result archive, without ``output``)."""
     created = await client.post(
         "/api/v2/orders",
         json={"orderName": "baseline", "files": [{"fileName": p.name} for p in files]},
@@ -113,8 +121,17 @@ async def _order(
     counts[0] += 1
     archive = await client.get(link.json()["data"]["downloadUrl"])
     archive.raise_for_status()
-    with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
-        return len(zf.namelist())
+    return await asyncio.to_thread(_unpack, archive.content, output)
+
+
+def _unpack(archive: bytes, output: Path | None) -> int:
+    """Write every file of a result archive into ``output`` (by its base name); how many."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+        if output is not None:
+            for name in names:
+                (output / Path(name).name).write_bytes(zf.read(name))
+        return len(names)
 
 
 #: Connections of the baseline's pool: 20 beat 100 here (httpcore scans every connection for
@@ -123,9 +140,16 @@ CONNECTIONS = 20
 
 
 async def run_async(
-    api: str, key: str, files: Sequence[Path], connections: int = CONNECTIONS
+    api: str,
+    key: str,
+    files: Sequence[Path],
+    connections: int = CONNECTIONS,
+    output: Path | None = None,
 ) -> BaselineResult:
-    """Send ``files`` through MORI in orders of 100, all at once; time it end to end."""
+    """Send ``files`` through MORI in orders of 100, all at once, and write the outputs into
+    ``output`` (made if missing); time it end to end."""
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     headers = {"Authorization": f"Bearer {key}"}
     chunks = [files[i : i + ORDER_SIZE] for i in range(0, len(files), ORDER_SIZE)]
@@ -133,7 +157,7 @@ async def run_async(
     async with httpx.AsyncClient(base_url=api, limits=limits, timeout=120) as http:
         client = _Client(http, connections)
         started = time.perf_counter()
-        done = await asyncio.gather(*(_order(client, headers, c, counts) for c in chunks))
+        done = await asyncio.gather(*(_order(client, headers, c, counts, output) for c in chunks))
         seconds = time.perf_counter() - started
     if sum(done) != len(files):
         raise RuntimeError(f"baseline got {sum(done)} results for {len(files)} files")
@@ -141,19 +165,24 @@ async def run_async(
 
 
 def run(
-    api: str, key: str, files: Sequence[Path], connections: int = CONNECTIONS
+    api: str,
+    key: str,
+    files: Sequence[Path],
+    connections: int = CONNECTIONS,
+    output: Path | None = None,
 ) -> BaselineResult:
     """:func:`run_async` from synchronous code."""
-    return asyncio.run(run_async(api, key, files, connections))
+    return asyncio.run(run_async(api, key, files, connections, output))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--api", required=True)
     parser.add_argument("--key", required=True)
+    parser.add_argument("--output", type=Path, help="write the outputs here")
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args()
-    result = run(args.api, args.key, args.files)
+    result = run(args.api, args.key, args.files, output=args.output)
     print(f"{result.images} images in {result.seconds:.2f} s: {result.images_per_second:.1f}/s")
 
 

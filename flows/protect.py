@@ -147,7 +147,7 @@ def protect(
             # A window of image keys at a time: plan it, drive its orders (here, or with
             # fan-out through child runs on any worker: tasks/fanout.py), write its audit rows.
             progress = OrderProgress(orders, events)
-            driver = OrderDriver(rt, run_id, config.max_concurrent_orders, fan_out, progress)
+            driver = OrderDriver(rt, run_id, config.orders_at_once, fan_out, progress)
             driven = 0
             for number in plan.windows():
                 order_keys = plan_window(unwalked(plan), number)

@@ -104,7 +104,7 @@ def protect_orders(
         held = rt.claims.claim(order_keys)  # the whole group at once: the parent watches them
         outcome.left_alone = [k for k in order_keys if k not in held]
         log.info("%s holds %d of %d orders", outcome.owner, len(held), len(order_keys))
-        results, crashed = drive_orders(held, rt, config.max_concurrent_orders)
+        results, crashed = drive_orders(held, rt, config.orders_at_once)
         stats = rt.client.stats  # counted in the parent's audit (its runs row)
         rt.ledger.record_child_stats(
             ticket,

@@ -21,6 +21,9 @@ MORI_RATE_LIMIT_RPM       the plan's requests per minute (60 / 300 / 1000); unse
 MORI_GLOBAL_RATE_LIMIT    name of the Prefect global concurrency limit every worker shares
 MORI_LEDGER_URL           the ledger: a path, ``sqlite:///path`` or ``postgresql://...``
 MORI_LEDGER_PATH          the older spelling of a ledger path (MORI_LEDGER_URL wins)
+MORI_VERIFY_OUTPUTS       how much of each output is checked before it is written: ``header``
+                          (default: format and dimensions from the image header) or ``decode``
+                          (every output is also decoded, so a damaged one fails)
 MORI_CREDENTIALS_BLOCK    the ``mori-credentials`` block ``mori-pipeline run`` merges and
                           ``bootstrap`` saves (default ``default``); flows name theirs in their
                           ``credentials`` parameter
@@ -37,12 +40,14 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_API_URL", "DEFAULT_TIMEOUT", "Generation", "Settings"]
+__all__ = ["DEFAULT_API_URL", "DEFAULT_TIMEOUT", "Generation", "Settings", "Verification"]
 
 DEFAULT_API_URL = "https://morimori.app"
 DEFAULT_TIMEOUT = 30.0
 
 Generation = Literal["g1", "g3"]
+#: How much of each output is checked before it is written (:mod:`mori.batch.outputs`).
+Verification = Literal["header", "decode"]
 
 
 class Settings(BaseSettings):
@@ -68,6 +73,7 @@ class Settings(BaseSettings):
     ledger_url: str | None = None
     ledger_path: str | None = None
     credentials_block: str = "default"
+    verify_outputs: Verification = "header"
     state_home: Path = Field(
         default_factory=lambda: Path.home() / ".local" / "state",
         validation_alias=AliasChoices("XDG_STATE_HOME", "state_home"),

@@ -182,11 +182,12 @@ class ClaimHolder:
                 with self._lock:
                     self._lost.update(keys)
             return
-        with self._lock:
-            self._lost.update(k for k in keys if k not in kept)
+        with self._lock:  # a claim released while the renewal ran is not lost: it is done
+            lost = [k for k in keys if k not in kept and k in self._held]
+            self._lost.update(lost)
             self._renewed_at = self._clock()
-        if len(kept) < len(keys):
-            log.warning("%s: %d claims were taken over", self.owner, len(keys) - len(kept))
+        if lost:
+            log.warning("%s: %d claims were taken over", self.owner, len(lost))
 
     def release(self, order_keys: Iterable[str] | None = None) -> None:
         """Let go of the claims of ``order_keys`` (default: every claim still held)."""

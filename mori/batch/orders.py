@@ -16,26 +16,24 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import hashlib
 import logging
-import posixpath
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from mori import keys
-from mori.batch.archive import OutputError, extract_outputs
+from mori.batch.archive import extract_outputs
 from mori.batch.claims import ClaimHolder
 from mori.batch.completion import CompletionWaiter
-from mori.batch.ledger import Ledger, OrderRecord, Slot
-from mori.batch.manifest import RowError, inspect_image
+from mori.batch.ledger import ImageOutcome, Ledger, OrderRecord, Slot
+from mori.batch.outputs import Verification, content_type, write_output
+from mori.batch.pool import TransferPool
 from mori.batch.progress import OrderEvent, OrderObserver
 from mori.batch.results import ImageResult as ImageResult
 from mori.batch.results import OrderResult as OrderResult
 from mori.batch.results import image_results, result_from_ledger, settled_elsewhere
-from mori.batch.storage import NotFound, Storage, join
+from mori.batch.storage import NotFound, Storage
 from mori.client import MoriClient
 from mori.errors import (
     BadRequestError,
@@ -45,15 +43,6 @@ from mori.errors import (
 )
 from mori.models import OrderError, UrlFileSpec
 
-CONTENT_TYPES = {
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "tiff": "image/tiff",
-    "bmp": "image/bmp",
-}
-
 
 @dataclass(frozen=True)
 class OrderSettings:
@@ -61,7 +50,10 @@ class OrderSettings:
 
     output_uri: str
     wait_timeout: float
-    upload_concurrency: int = 16
+    #: Uploads and output writes at once, across every order of the processor (one pool).
+    transfer_threads: int = 16
+    #: How much of each output is checked before it is written (:mod:`mori.batch.outputs`).
+    verification: Verification = "header"
     order_name_prefix: str = "mori-pipeline"
     options: dict[str, Any] | None = None
     max_replacements: int = 3
@@ -92,6 +84,11 @@ class OrderProcessor:
         self.client, self.ledger, self.storage = client, ledger, storage
         self.waiter, self.settings, self.claims = waiter, settings, claims
         self.observer = observer
+        self.transfers = TransferPool(settings.transfer_threads)
+
+    def close(self) -> None:
+        """Stop the transfer threads (they start again if the processor is used again)."""
+        self.transfers.close()
 
     # -- the whole path ------------------------------------------------------------------------
 
@@ -167,13 +164,18 @@ class OrderProcessor:
             self._replace(record, slots, rep.reason)
             return self._process(order_key)
         except _Split as split:  # some files failed at MORI: fail them, send the rest again
-            failed = {}
-            for slot, err in split.culprits:
-                code, msg = err.code or "FILE_FAILED", err.message or "MORI could not process it"
-                self.ledger.image_done(slot.image_key, None, None, code, msg)
-                failed[slot.image_key] = ImageResult(
-                    slot.image_key, "failed", error_code=code, error_message=msg
+            outcomes = [
+                ImageOutcome(
+                    slot.image_key,
+                    None,
+                    None,
+                    err.code or "FILE_FAILED",
+                    err.message or "MORI could not process it",
                 )
+                for slot, err in split.culprits
+            ]
+            self.ledger.images_done(outcomes)
+            failed = {o.image_key: _image_result(o) for o in outcomes}
             survivors = [s for s in slots if s.image_key not in failed]
             survivors = [dataclasses.replace(s, position=i) for i, s in enumerate(survivors)]
             self._replace(record, survivors, f"{len(failed)} of {len(slots)} files failed")
@@ -273,18 +275,14 @@ class OrderProcessor:
             data = self.storage.read_bytes(slot.location)
             if keys.sha256_fingerprint(data) != expected.get(slot.image_key):
                 raise _SourceChanged(slot)
-            ext = posixpath.splitext(slot.file_name)[1].lstrip(".").lower()
-            self.client.upload(url, data, content_type=CONTENT_TYPES.get(ext))
+            self.client.upload(url, data, content_type=content_type(slot.file_name))
 
-        with ThreadPoolExecutor(max_workers=self.settings.upload_concurrency) as pool:
-            try:
-                list(pool.map(put, zip(slots, urls, strict=True)))
-            except URLExpiredError as exc:
-                raise _Replace("upload URLs expired before every file was uploaded") from exc
-            except (_SourceChanged, NotFound, OSError) as exc:
-                raise _OrderFailed(
-                    "SOURCE_CHANGED", f"a source changed or vanished: {exc}"
-                ) from exc
+        try:
+            self.transfers.run_all(put, zip(slots, urls, strict=True))
+        except URLExpiredError as exc:
+            raise _Replace("upload URLs expired before every file was uploaded") from exc
+        except (_SourceChanged, NotFound, OSError) as exc:
+            raise _OrderFailed("SOURCE_CHANGED", f"a source changed or vanished: {exc}") from exc
         self.ledger.advance(key, "uploaded")
 
     def _confirm(self, key: str, order_id: str, slots: list[Slot], urls: list[str | None]) -> None:
@@ -305,12 +303,14 @@ class OrderProcessor:
         except URLExpiredError:  # the link lapsed between issue and use: ask for a fresh one
             archive = self.client.download(self.client.get_download(record.order_id).download_url)
         entries = extract_outputs(archive, slots)
+        outputs, verification = self.output_location(record), self.settings.verification
+        outcomes = self.transfers.run_all(
+            lambda s: write_output(self.storage, s, entries[s.position], outputs, verification),
+            slots,
+        )
+        self.ledger.images_done(outcomes)  # one transaction for the order's images
         result = OrderResult(record.order_key, record.kind, "processed", record.order_id)
-        outputs = self.output_location(record)
-        for slot in slots:
-            result.images[slot.image_key] = self._write_output(
-                slot, entries[slot.position], outputs
-            )
+        result.images = {o.image_key: _image_result(o) for o in outcomes}
         self.ledger.advance(record.order_key, "downloaded")
         self._step_done()
         return result
@@ -320,23 +320,6 @@ class OrderProcessor:
         if self.settings.output_from_ledger and record.output_uri:
             return record.output_uri
         return self.settings.output_uri
-
-    def _write_output(self, slot: Slot, data: bytes | OutputError, outputs: str) -> ImageResult:
-        try:
-            if isinstance(data, OutputError):
-                raise RowError(data.code, data.message)
-            _verify(slot, data)
-        except RowError as exc:
-            self.ledger.image_done(slot.image_key, None, None, exc.code, exc.message)
-            return ImageResult(
-                slot.image_key, "failed", error_code=exc.code, error_message=exc.message
-            )
-        stem, ext = posixpath.splitext(slot.file_name)
-        uri = join(outputs, f"{stem}-{slot.image_key[:8]}{ext}")
-        self.storage.write_bytes(uri, data, CONTENT_TYPES.get(ext.lstrip(".").lower()))
-        digest = hashlib.sha256(data).hexdigest()
-        self.ledger.image_done(slot.image_key, uri, digest)
-        return ImageResult(slot.image_key, "processed", uri, digest)
 
     def _replace(self, record: OrderRecord, slots: list[Slot], reason: str) -> None:
         generation = record.generation + 1
@@ -433,14 +416,7 @@ class _SourceChanged(Exception):
         super().__init__(f"{slot.location} no longer has the bytes that were planned")
 
 
-def _verify(slot: Slot, data: bytes) -> None:
-    """The output decodes, in an accepted format, with the source's dimensions."""
-    try:
-        facts = inspect_image(data)
-    except RowError as exc:
-        raise RowError("OUTPUT_INVALID", f"MORI's output does not decode: {exc.message}") from exc
-    if slot.width is not None and (facts.width, facts.height) != (slot.width, slot.height):
-        raise RowError(
-            "OUTPUT_DIMENSIONS",
-            f"output is {facts.width}x{facts.height}, source is {slot.width}x{slot.height}",
-        )
+def _image_result(outcome: ImageOutcome) -> ImageResult:
+    """What this run reports for an image whose outcome it recorded."""
+    status = "failed" if outcome.error_code else "processed"
+    return ImageResult(outcome.image_key, status, *outcome[1:])

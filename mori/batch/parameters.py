@@ -20,14 +20,22 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "DEFAULTS",
     "MAX_CONCURRENT_ORDERS",
+    "MIN_AUTO_ORDERS",
+    "RPM_PER_ORDER",
     "CliOption",
     "Completion",
     "ProtectParameters",
     "cli_options",
+    "orders_at_once",
 ]
 
 #: Most orders one ``protect`` run drives at once (its thread pool's size).
 MAX_CONCURRENT_ORDERS = 32
+#: Fewest orders at once the automatic choice makes (a run under MORI's smallest plan).
+MIN_AUTO_ORDERS = 4
+#: A run that polls under a rate limit drives, by the automatic choice, one order at once per
+#: this many requests per minute of the plan: 4 at 60/min, 10 at 300/min, 32 at 1,000/min.
+RPM_PER_ORDER = 30
 
 Completion = Literal["auto", "webhook", "poll"]
 
@@ -45,7 +53,13 @@ Audit = Annotated[
 OrderSize = Annotated[int, Field(ge=1, le=100, description="Images per order (1..100)")]
 MaxConcurrentOrders = Annotated[
     int,
-    Field(ge=1, le=MAX_CONCURRENT_ORDERS, description="Orders driven at once by this run"),
+    Field(
+        ge=0,
+        le=MAX_CONCURRENT_ORDERS,
+        description=f"Orders driven at once by this run; 0 = automatic: {MAX_CONCURRENT_ORDERS} "
+        f"with webhooks or no rate limit; when polling under one, one per {RPM_PER_ORDER} "
+        f"requests per minute of the plan (MORI_RATE_LIMIT_RPM), at least {MIN_AUTO_ORDERS}",
+    ),
 ]
 WaitTimeout = Annotated[
     float,
@@ -184,6 +198,26 @@ class ProtectParameters(BaseModel):
         if self.source is None and (self.include or self.exclude or self.modified_since):
             raise ValueError("include, exclude and modified_since need a source")
         return self
+
+
+def orders_at_once(
+    requested: int, rpm: int | None, shared_limit: bool = False, polling: bool = False
+) -> int:
+    """How many orders a run drives at once: ``requested``, or for ``0`` the automatic choice.
+
+    An order waiting for its webhook spends none of the rate limit's budget, so a run that
+    waits for webhooks, or has no limit, drives every order it may (:data:`MAX_CONCURRENT_ORDERS`)
+    and MORI always has work. A run that ``polls`` under a plan of ``rpm`` requests per minute
+    spends the budget on every order in flight: it drives enough orders to keep that budget
+    busy and no more, ``rpm / RPM_PER_ORDER`` within [:data:`MIN_AUTO_ORDERS`,
+    :data:`MAX_CONCURRENT_ORDERS`]; under a shared limit whose plan is not known here, the
+    smallest plan's share.
+    """
+    if requested:
+        return requested
+    if polling and rpm:
+        return max(MIN_AUTO_ORDERS, min(MAX_CONCURRENT_ORDERS, rpm // RPM_PER_ORDER))
+    return MIN_AUTO_ORDERS if polling and shared_limit else MAX_CONCURRENT_ORDERS
 
 
 # -- the command line ----------------------------------------------------------------------------

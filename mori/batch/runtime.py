@@ -18,7 +18,7 @@ from mori.batch.ledger import ledger_location, open_ledger
 from mori.batch.listing import SourceSpec, source_root
 from mori.batch.manifest import ValidationOptions
 from mori.batch.orders import OrderProcessor, OrderSettings
-from mori.batch.parameters import DEFAULTS, Completion, ProtectParameters
+from mori.batch.parameters import DEFAULTS, Completion, ProtectParameters, orders_at_once
 from mori.batch.progress import OrderObserver
 from mori.batch.storage import Storage, absolute, join, parent
 from mori.client import MoriClient
@@ -38,6 +38,7 @@ class RunConfig:
     ledger: str
     settings: Settings
     order_size: int = DEFAULTS.order_size
+    #: Orders driven at once as asked (0: automatic; :attr:`orders_at_once` is the number).
     max_concurrent_orders: int = DEFAULTS.max_concurrent_orders
     wait_timeout: float = DEFAULTS.wait_timeout_seconds
     poll_interval: float = DEFAULTS.poll_interval_seconds
@@ -126,6 +127,15 @@ class RunConfig:
         )
 
     @property
+    def orders_at_once(self) -> int:
+        """Orders driven at once: ``max_concurrent_orders``, or for ``0`` the automatic choice
+        for this process's rate limit and completion
+        (:func:`~mori.batch.parameters.orders_at_once`)."""
+        shared = self.settings.global_rate_limit is not None
+        polling = not self.use_webhooks
+        return orders_at_once(self.max_concurrent_orders, self.settings.rpm, shared, polling)
+
+    @property
     def use_webhooks(self) -> bool:
         """Wait for webhook events first? (``auto``: when a webhook secret is configured)."""
         if self.completion == "auto":
@@ -181,6 +191,7 @@ class Runtime:
                 wait_timeout=config.wait_timeout,
                 options=config.options,
                 output_from_ledger=config.output_from_ledger,
+                verification=config.settings.verify_outputs,
             ),
             observer=observer,
             claims=self.claims,
@@ -188,6 +199,7 @@ class Runtime:
 
     def close(self) -> None:
         try:
+            self.processor.close()
             self.claims.stop()
         finally:
             self.client.close()

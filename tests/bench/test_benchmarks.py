@@ -64,12 +64,17 @@ def test_manifest_bench(tmp_path: Path) -> None:
 
 def test_throughput_bench(tmp_path: Path) -> None:
     stdout, figures = run_bench("throughput", tmp_path, "--images", "100", "--repeats", "1")
-    ((base, pipe),) = figures["pairs"]
-    assert figures["images"] == 100
-    assert base["api_requests"] > 0 and base["images_per_second"] > 0
-    assert pipe["images_per_second"] > 0 and pipe["prefect_server_cpu"] > 0
-    assert figures["ratio"] == pytest.approx(pipe["images_per_second"] / base["images_per_second"])
-    assert "pipeline / baseline = " in stdout
+    assert list(figures["sizes"]) == ["160x120", "640x480"] and figures["setting"] == "defaults"
+    for name, size in figures["sizes"].items():
+        ((base, pipe),) = size["pairs"]
+        assert size["images"] == 100
+        assert base["api_requests"] > 0 and base["images_per_second"] > 0
+        assert base["process_cpu"] > 0 and pipe["process_cpu"] > 0
+        assert pipe["images_per_second"] > 0 and pipe["prefect_server_cpu"] > 0
+        ratio = pipe["images_per_second"] / base["images_per_second"]
+        assert size["ratio"] == pytest.approx(ratio)
+        assert f"{name}: pipeline / baseline = " in stdout
+    assert figures["sizes"]["640x480"]["kb"] > 5 * figures["sizes"]["160x120"]["kb"]
 
 
 def test_overhead_bench(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from mori.batch.bulk import gc_paused
 from mori.batch.ledger._store import Tx
-from mori.batch.ledger.records import ImageRecord
+from mori.batch.ledger.records import ImageOutcome, ImageRecord
 
 __all__ = [
     "SCAN_SHARE",
@@ -93,28 +93,23 @@ def reopen_failed(tx: Tx, keys: Sequence[str], at: str) -> int:
     return highest + 1
 
 
-def done(
-    tx: Tx,
-    image_key: str,
-    output_uri: str | None,
-    output_sha256: str | None,
-    error_code: str | None,
-    error_message: str | None,
-    at: str,
-) -> None:
-    """Record one image's final outcome (``processed`` unless an error code is given)."""
-    tx.execute(
+def done(tx: Tx, outcomes: Sequence[ImageOutcome], at: str) -> None:
+    """Record each image's final outcome (``processed`` unless an error code is given)."""
+    tx.executemany(
         "UPDATE images SET status = ?, output_uri = ?, output_sha256 = ?, error_code = ?,"
         " error_message = ?, updated_at = ? WHERE image_key = ?",
-        (
-            "failed" if error_code else "processed",
-            output_uri,
-            output_sha256,
-            error_code,
-            error_message,
-            at,
-            image_key,
-        ),
+        [
+            (
+                "failed" if o.error_code else "processed",
+                o.output_uri,
+                o.output_sha256,
+                o.error_code,
+                o.error_message,
+                at,
+                o.image_key,
+            )
+            for o in outcomes
+        ],
     )
 
 

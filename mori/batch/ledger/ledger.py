@@ -49,6 +49,7 @@ from mori.batch.ledger.records import (
     ClaimRecord,
     DispatchRecord,
     EventRecord,
+    ImageOutcome,
     ImageRecord,
     OrderRecord,
     PlannedIntent,
@@ -181,12 +182,15 @@ class Ledger:
         error_message: str | None = None,
     ) -> None:
         """Record one image's final outcome (``processed`` unless an error code is given)."""
-        at = now_iso()
-        self._store.write(
-            lambda tx: images_repo.done(
-                tx, image_key, output_uri, output_sha256, error_code, error_message, at
-            )
+        self.images_done(
+            [ImageOutcome(image_key, output_uri, output_sha256, error_code, error_message)]
         )
+
+    def images_done(self, outcomes: Iterable[ImageOutcome]) -> None:
+        """Record many images' final outcomes in one transaction: all of them, or none."""
+        rows, at = list(outcomes), now_iso()
+        if rows:
+            self._store.write(lambda tx: images_repo.done(tx, rows, at))
 
     def image_records(self, image_keys: Sequence[str]) -> pa.Table:
         """:meth:`images` as columns (:data:`~mori.batch.ledger.window.RECORD_SCHEMA`), for very

@@ -13,6 +13,7 @@ __all__ = [
     "ClaimRecord",
     "DispatchRecord",
     "EventRecord",
+    "ImageOutcome",
     "ImageRecord",
     "OrderRecord",
     "PlannedIntent",
@@ -76,6 +77,16 @@ class ImageRecord(NamedTuple):
     output_sha256: str | None
     error_code: str | None
     error_message: str | None
+
+
+class ImageOutcome(NamedTuple):
+    """One image's final outcome, to record: ``processed`` unless ``error_code`` is given."""
+
+    image_key: str
+    output_uri: str | None
+    output_sha256: str | None
+    error_code: str | None = None
+    error_message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,8 +67,14 @@ class ImageFacts:
     format: str
 
 
-def inspect_image(data: bytes, max_bytes: int = MAX_FILE_BYTES) -> ImageFacts:
-    """Check that ``data`` is a whole image in a format MORI accepts; raise :class:`RowError`."""
+def inspect_image(
+    data: bytes, max_bytes: int = MAX_FILE_BYTES, *, decode: bool = True
+) -> ImageFacts:
+    """Check that ``data`` is a whole image in a format MORI accepts; raise :class:`RowError`.
+
+    ``decode=False`` reads the header only (format, dimensions, pixel limit): a damaged or
+    truncated image body passes then.
+    """
     if not data:
         raise RowError("EMPTY_FILE", "the file is empty")
     if len(data) > max_bytes:
@@ -82,12 +88,8 @@ def inspect_image(data: bytes, max_bytes: int = MAX_FILE_BYTES) -> ImageFacts:
                 raise _unsupported(fmt)
             width, height = img.size
             _check_pixels(fmt, width, height)
-            if fmt == "JPEG":
-                # Every scan is still entropy-decoded (a truncated or damaged file fails as
-                # with a full decode), but at 1/8 scale: the inverse DCT, most of the CPU,
-                # shrinks 64x.
-                img.draft(img.mode, (1, 1))
-            img.load()  # decodes: catches truncated and damaged files
+            if decode:
+                _decode(img)
     except RowError:
         raise
     except Image.DecompressionBombError as exc:
@@ -95,6 +97,17 @@ def inspect_image(data: bytes, max_bytes: int = MAX_FILE_BYTES) -> ImageFacts:
     except (OSError, SyntaxError, ValueError, EOFError, *_NOT_THIS_FORMAT) as exc:
         raise RowError("INVALID_IMAGE", f"image is damaged or truncated: {exc}") from exc
     return ImageFacts(keys.sha256_fingerprint(data)[7:], len(data), width, height, fmt)
+
+
+def _decode(img: ImageFile.ImageFile) -> None:
+    """Decode the image: a truncated or damaged file raises.
+
+    A JPEG's every scan is still entropy-decoded, but at 1/8 scale: the inverse DCT, most of
+    the CPU, shrinks 64x.
+    """
+    if img.format == "JPEG":
+        img.draft(img.mode, (1, 1))
+    img.load()
 
 
 def _open(data: bytes) -> ImageFile.ImageFile:

@@ -121,6 +121,35 @@ def test_an_unreachable_ledger_loses_the_claims_after_a_whole_lease(ledger: Ledg
     flaky.down = False
 
 
+class ReleasedMeanwhile:
+    """A ledger in which the holder releases ``key`` while a renewal is under way."""
+
+    def __init__(self, ledger: Ledger, key: str) -> None:
+        self.ledger, self.key = ledger, key
+        self.holder: ClaimHolder | None = None
+
+    def renew_claims(self, *args: Any) -> list[str]:
+        assert self.holder is not None
+        self.holder.release([self.key])  # the order finished: its claim goes
+        return self.ledger.renew_claims(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ledger, name)
+
+
+def test_a_claim_released_during_a_renewal_is_not_lost(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    racing = ReleasedMeanwhile(ledger, "k1")
+    holder = ClaimHolder(racing, "a:1", 30.0)  # type: ignore[arg-type]
+    racing.holder = holder
+    assert holder.claim(["k1", "k2"]) == ["k1", "k2"]
+    holder.renew()
+    assert holder.lost == set() and holder.held == ["k2"]
+    assert "taken over" not in caplog.text
+    holder.check()
+
+
 def test_the_block_renews_in_the_background_and_releases_at_the_end(ledger: Ledger) -> None:
     with ClaimHolder(ledger, "a:1", 1.5) as holder:  # renewed every 0.5 s
         holder.claim(["k1"])

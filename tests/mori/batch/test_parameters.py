@@ -6,13 +6,25 @@ import argparse
 import dataclasses
 import inspect
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, get_type_hints
 
 import pytest
 from pydantic import ValidationError
 
 from deployments.cli import main
-from mori.batch.parameters import DEFAULTS, ProtectParameters, cli_options
+from mori.batch.parameters import (
+    DEFAULTS,
+    MAX_CONCURRENT_ORDERS,
+    MIN_AUTO_ORDERS,
+    ProtectParameters,
+    cli_options,
+    orders_at_once,
+)
+from mori.batch.runtime import RunConfig, Runtime
+from mori.batch.storage import Storage
+from mori.client import MoriClient
+from mori.settings import Settings
 
 
 def test_every_default_comes_from_defaults() -> None:
@@ -53,6 +65,9 @@ def test_the_ui_schema_enforces_the_limits() -> None:
     assert properties["order_size"]["maximum"] == 100
     assert properties["order_size"]["default"] == DEFAULTS.order_size
     assert properties["completion"]["enum"] == ["auto", "webhook", "poll"]
+    concurrency = properties["max_concurrent_orders"]
+    assert (concurrency["minimum"], concurrency["maximum"]) == (0, MAX_CONCURRENT_ORDERS)
+    assert concurrency["default"] == DEFAULTS.max_concurrent_orders == 4
 
 
 def _parse(argv: list[str]) -> dict[str, Any]:
@@ -133,3 +148,53 @@ def test_a_manifest_or_a_source_with_its_filters() -> None:
     assert params.include == ["2026/*", "*.png"] and params.exclude == ["tmp/*"]
     assert params.modified_since == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert params.max_new_images == 0
+
+
+@pytest.mark.parametrize(
+    ("requested", "rpm", "shared", "polling", "expected"),
+    [
+        (7, None, False, False, 7),  # a number asked for is taken as given
+        (7, 1000, True, True, 7),
+        (0, None, False, False, MAX_CONCURRENT_ORDERS),  # no limit binds: as many as a run may
+        (0, None, False, True, MAX_CONCURRENT_ORDERS),
+        (0, 60, False, False, MAX_CONCURRENT_ORDERS),  # waiting for webhooks spends no budget
+        (0, 300, True, False, MAX_CONCURRENT_ORDERS),
+        (0, 60, False, True, MIN_AUTO_ORDERS),  # polling: sized to the plan
+        (0, 300, False, True, 10),
+        (0, 1000, False, True, MAX_CONCURRENT_ORDERS),
+        (0, 100_000, False, True, MAX_CONCURRENT_ORDERS),
+        (0, None, True, True, MIN_AUTO_ORDERS),  # a shared limit whose plan is not known here
+        (0, 300, True, True, 10),
+    ],
+)
+def test_orders_at_once(
+    requested: int, rpm: int | None, shared: bool, polling: bool, expected: int
+) -> None:
+    assert orders_at_once(requested, rpm, shared, polling) == expected
+
+
+def test_a_run_sizes_its_orders_at_once_from_its_rate_limit() -> None:
+    params = ProtectParameters(manifest="m.csv", max_concurrent_orders=0)
+    for env, expected in [
+        ({}, MAX_CONCURRENT_ORDERS),
+        ({"rate_limit_rpm": 300}, 10),  # no webhook secret: the run polls
+        ({"rate_limit_rpm": 300, "webhook_secret": "s"}, MAX_CONCURRENT_ORDERS),
+        ({"global_rate_limit": "mori-api"}, MIN_AUTO_ORDERS),
+    ]:
+        config = RunConfig.for_protect(params, Settings(**env))
+        assert config.orders_at_once == expected, env
+    fixed = ProtectParameters(manifest="m.csv", max_concurrent_orders=3)
+    assert RunConfig.for_protect(fixed, Settings(rate_limit_rpm=1000)).orders_at_once == 3
+
+
+@pytest.mark.parametrize("verify", ["header", "decode"])
+def test_a_runtime_checks_outputs_as_its_settings_say(tmp_path: Path, verify: str) -> None:
+    settings = Settings(api_key="k", api_url="http://127.0.0.1:9", verify_outputs=verify)
+    params = ProtectParameters(manifest=str(tmp_path / "m.csv"))
+    runtime = Runtime(
+        RunConfig.for_protect(params, settings), Storage(), MoriClient.from_settings(settings)
+    )
+    try:
+        assert runtime.processor.settings.verification == verify
+    finally:
+        runtime.close()

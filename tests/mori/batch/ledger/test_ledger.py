@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from mori import keys
-from mori.batch.ledger import ORDER_STATUSES, TERMINAL, Ledger, Slot
+from mori.batch.ledger import ORDER_STATUSES, TERMINAL, ImageOutcome, Ledger, Slot
 from mori.batch.ledger import images as images_repo
 
 
@@ -216,6 +216,22 @@ def test_the_output_location_is_the_first_plans(ledger: Ledger) -> None:
     ledger.plan(key, "upload", slots_for(ik), fps(ik), output_uri="/data/second")  # a rerun
     assert ledger.order(key).output_uri == "/data/first"
     assert ledger.order(plan(ledger, image_keys(1, "x"))).output_uri is None
+
+
+def test_images_done_records_an_order_s_outcomes_together(ledger: Ledger) -> None:
+    ik = image_keys(3)
+    plan(ledger, ik)
+    ledger.images_done([])  # nothing to record: no transaction
+    ledger.images_done(
+        [
+            ImageOutcome(ik[0], "s3://out/0.jpg", "a" * 64),
+            ImageOutcome(ik[2], None, None, "OUTPUT_INVALID", "cut short"),
+        ]
+    )
+    got = ledger.images(ik)
+    assert [got[k].status for k in ik] == ["processed", "planned", "failed"]
+    assert (got[ik[0]].output_uri, got[ik[0]].output_sha256) == ("s3://out/0.jpg", "a" * 64)
+    assert (got[ik[2]].error_code, got[ik[2]].error_message) == ("OUTPUT_INVALID", "cut short")
 
 
 def test_image_done(ledger: Ledger) -> None:
