@@ -26,6 +26,7 @@ from pydantic import Field
 
 from mori.batch import parameters as P
 from mori.batch.audit import ImageRow, OrderRow
+from mori.batch.codes import ErrorCode
 from mori.batch.ledger import Ledger, OrderRecord
 from mori.batch.orders import OrderResult
 from mori.batch.runtime import RunConfig, Runtime
@@ -122,7 +123,7 @@ def reconcile(
                 running[record.order_key] = process_order.submit(record.order_key, rt.processor)
             elif status == "expired":  # MORI dropped the result before anyone downloaded it
                 message = f"MORI expired order {record.order_id} before it was downloaded"
-                rt.ledger.fail_order(record.order_key, "ORDER_EXPIRED", message)
+                rt.ledger.fail_order(record.order_key, ErrorCode.ORDER_EXPIRED, message)
                 running[record.order_key] = process_order.submit(record.order_key, rt.processor)
                 done.expired.append(str(record.order_id))
             else:

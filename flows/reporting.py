@@ -14,6 +14,7 @@ from prefect.artifacts import (
 from pydantic import ValidationError
 
 from mori.batch.audit import ImageStatus
+from mori.batch.codes import ErrorCode
 from mori.batch.estimate import PlanEstimate, markdown
 from mori.batch.manifest import ManifestError
 from mori.batch.outcomes import RunSummary
@@ -21,12 +22,16 @@ from mori.report import csv_safe
 
 MAX_FAILURE_ROWS = 200
 #: How to fix what a run cannot start with, by error code (shown after the error itself).
-_FIXES = {
-    "MANIFEST_NOT_FOUND": "set the manifest parameter (a Custom run, or the deployment's default "
-    "in prefect.yaml) to a CSV, Parquet or JSONL file that exists: a path relative to the "
-    "checkout, an absolute path, or s3://bucket/key",
-    "SOURCE_NOT_FOUND": "set the source parameter (a Custom run, or the deployment's default in "
-    "prefect.yaml) to a folder that exists or to an s3:// prefix of a bucket that exists",
+_FIXES: dict[str, str] = {
+    ErrorCode.MANIFEST_NOT_FOUND: (
+        "set the manifest parameter (a Custom run, or the deployment's default in prefect.yaml)"
+        " to a CSV, Parquet or JSONL file that exists: a path relative to the checkout, an"
+        " absolute path, or s3://bucket/key"
+    ),
+    ErrorCode.SOURCE_NOT_FOUND: (
+        "set the source parameter (a Custom run, or the deployment's default in prefect.yaml)"
+        " to a folder that exists or to an s3:// prefix of a bucket that exists"
+    ),
 }
 _FAILURE_COLUMNS = ("row_index", "source", "id", "status", "error_code", "error_message")
 

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from mori.batch.codes import ErrorCode
+
 __all__ = ["OutputError", "SlotLike", "extract_outputs", "is_zip"]
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
@@ -220,7 +222,7 @@ def _read(zf: zipfile.ZipFile, entry: _Entry) -> bytes | OutputError:
     try:
         return zf.read(entry.info)
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
-        return OutputError("OUTPUT_UNREADABLE", f"its result file cannot be read ({exc})")
+        return OutputError(ErrorCode.OUTPUT_UNREADABLE, f"its result file cannot be read ({exc})")
 
 
 def extract_outputs(archive: bytes, slots: Iterable[SlotLike]) -> dict[int, bytes | OutputError]:
@@ -230,11 +232,13 @@ def extract_outputs(archive: bytes, slots: Iterable[SlotLike]) -> dict[int, byte
         if len(slots) == 1:
             return {slots[0].position: archive}
         message = f"MORI's result is not a zip archive, and the order has {len(slots)} images"
-        return {s.position: OutputError("OUTPUT_MISSING", message) for s in slots}
+        return {s.position: OutputError(ErrorCode.OUTPUT_MISSING, message) for s in slots}
     try:
         zf = zipfile.ZipFile(io.BytesIO(archive))
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        error = OutputError("OUTPUT_UNREADABLE", f"MORI's result archive cannot be opened ({exc})")
+        error = OutputError(
+            ErrorCode.OUTPUT_UNREADABLE, f"MORI's result archive cannot be opened ({exc})"
+        )
         return {s.position: error for s in slots}
     with zf:
         matcher = _Matcher(slots, _entries(zf))
@@ -249,8 +253,8 @@ def extract_outputs(archive: bytes, slots: Iterable[SlotLike]) -> dict[int, byte
                 out[slot.position] = _read(zf, entry)
             elif (why := matcher.ambiguous.get(slot.position)) is not None:
                 message = f"cannot tell which result file is {slot.file_name}: {why}"
-                out[slot.position] = OutputError("OUTPUT_AMBIGUOUS", message)
+                out[slot.position] = OutputError(ErrorCode.OUTPUT_AMBIGUOUS, message)
             else:
                 message = "MORI's result archive has no file for it"
-                out[slot.position] = OutputError("OUTPUT_MISSING", message)
+                out[slot.position] = OutputError(ErrorCode.OUTPUT_MISSING, message)
         return out

@@ -27,6 +27,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from mori.batch.codes import ErrorCode
 from mori.batch.manifest import ManifestError
 from mori.batch.storage import Storage, absolute, is_s3, split_s3
 from mori.models import ALLOWED_EXTENSIONS
@@ -112,7 +113,7 @@ def _check_folder(uri: str) -> None:
     """``SOURCE_NOT_FOUND`` unless ``uri`` is a local folder."""
     if not Path(uri).is_dir():
         reason = "is not a folder" if Path(uri).exists() else "not found"
-        raise ManifestError("SOURCE_NOT_FOUND", f"source folder {reason}: {uri}")
+        raise ManifestError(ErrorCode.SOURCE_NOT_FOUND, f"source folder {reason}: {uri}")
 
 
 def _paged(objects: Iterable[ListedObject], page_size: int) -> Iterator[list[ListedObject]]:
@@ -157,10 +158,14 @@ def _s3_pages(listing: Iterable[dict[str, Any]], uri: str) -> Iterator[dict[str,
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code == "NoSuchBucket":
-            raise ManifestError("SOURCE_NOT_FOUND", f"source bucket not found: {uri}") from exc
-        raise ManifestError("SOURCE_UNREADABLE", f"cannot list {uri}: {code or exc}") from exc
+            raise ManifestError(
+                ErrorCode.SOURCE_NOT_FOUND, f"source bucket not found: {uri}"
+            ) from exc
+        raise ManifestError(
+            ErrorCode.SOURCE_UNREADABLE, f"cannot list {uri}: {code or exc}"
+        ) from exc
     except BotoCoreError as exc:
-        raise ManifestError("SOURCE_UNREADABLE", f"cannot list {uri}: {exc}") from exc
+        raise ManifestError(ErrorCode.SOURCE_UNREADABLE, f"cannot list {uri}: {exc}") from exc
 
 
 def _local_files(spec: SourceSpec) -> Iterator[ListedObject]:
@@ -196,7 +201,9 @@ def _entries(folder: str) -> list[os.DirEntry[str]]:
         with os.scandir(folder) as found:
             entries = sorted(found, key=lambda e: e.name)
     except PermissionError as exc:
-        raise ManifestError("SOURCE_UNREADABLE", f"permission denied listing {folder}") from exc
+        raise ManifestError(
+            ErrorCode.SOURCE_UNREADABLE, f"permission denied listing {folder}"
+        ) from exc
     folders = [e for e in entries if e.is_dir(follow_symlinks=False)]
     return [e for e in entries if not e.is_dir(follow_symlinks=False)] + folders[::-1]
 

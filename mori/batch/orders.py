@@ -25,6 +25,7 @@ from typing import Any
 from mori import keys
 from mori.batch.archive import extract_outputs
 from mori.batch.claims import ClaimHolder
+from mori.batch.codes import ErrorCode
 from mori.batch.completion import CompletionWaiter
 from mori.batch.ledger import ImageOutcome, Ledger, OrderRecord, Slot
 from mori.batch.outputs import Verification, content_type, write_output
@@ -169,7 +170,7 @@ class OrderProcessor:
                     slot.image_key,
                     None,
                     None,
-                    err.code or "FILE_FAILED",
+                    err.code or ErrorCode.FILE_FAILED,
                     err.message or "MORI could not process it",
                 )
                 for slot, err in split.culprits
@@ -216,7 +217,7 @@ class OrderProcessor:
             if status == "failed":
                 info = self.client.get_order(order_id)
                 err = info.errors[0] if info.errors else None
-                code = (err.code if err else None) or "ORDER_FAILED"
+                code = (err.code if err else None) or ErrorCode.ORDER_FAILED
                 message = (err.message if err else None) or "MORI reported the order as failed"
                 culprits = _culprits(info.errors or [], slots)
                 if culprits and len(culprits) < len(slots):
@@ -225,7 +226,9 @@ class OrderProcessor:
                 return self._failed(self.ledger.order(key), slots, code, message)
             if status != "complete":
                 reason = f"MORI is still processing order {order_id} (status {status})"
-                return self._pending(self.ledger.order(key), slots, "WAITING_FOR_MORI", reason)
+                return self._pending(
+                    self.ledger.order(key), slots, ErrorCode.WAITING_FOR_MORI, reason
+                )
             self.ledger.advance(key, "complete")
             self._step_done()
         return self._download(self.ledger.order(key), slots)
@@ -282,7 +285,9 @@ class OrderProcessor:
         except URLExpiredError as exc:
             raise _Replace("upload URLs expired before every file was uploaded") from exc
         except (_SourceChanged, NotFound, OSError) as exc:
-            raise _OrderFailed("SOURCE_CHANGED", f"a source changed or vanished: {exc}") from exc
+            raise _OrderFailed(
+                ErrorCode.SOURCE_CHANGED, f"a source changed or vanished: {exc}"
+            ) from exc
         self.ledger.advance(key, "uploaded")
 
     def _confirm(self, key: str, order_id: str, slots: list[Slot], urls: list[str | None]) -> None:

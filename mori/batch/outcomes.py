@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mori.batch.audit import ImageRow, ImageStatus, OrderRow, RunRow
+from mori.batch.codes import ErrorCode
 from mori.batch.ledger import ImageRecord, Ledger, OrderRecord, Slot, now_iso
 from mori.batch.manifest import Item, mask_url
 from mori.batch.orders import OrderResult
@@ -135,7 +136,7 @@ def image_rows(
         else:
             reason = crashed.get(rec.order_key if rec else "", "its order was not reached")
             row.status = ImageStatus.PENDING
-            row.error_code = "ORDER_INCOMPLETE"
+            row.error_code = ErrorCode.ORDER_INCOMPLETE
             row.error_message = f"{reason}; a later run resumes it"
             _stamp(row, orders.get(rec.order_key) if rec else None)
         if rec is not None and row.order_key is None:
@@ -205,7 +206,7 @@ def order_rows(
         row = _order_row(run_id, rec, now)
         row.status = ImageStatus.PENDING
         row.file_count = len(ledger.slots(rec.order_key))
-        row.error_code, row.error_message = "ORDER_INCOMPLETE", reason
+        row.error_code, row.error_message = ErrorCode.ORDER_INCOMPLETE, reason
         rows.append(row)
     return rows
 

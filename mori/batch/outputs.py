@@ -18,6 +18,7 @@ from __future__ import annotations
 import posixpath
 
 from mori.batch.archive import OutputError
+from mori.batch.codes import ErrorCode
 from mori.batch.ledger import ImageOutcome, Slot
 from mori.batch.manifest import ImageFacts, RowError, inspect_image
 from mori.batch.storage import Storage, join
@@ -45,10 +46,12 @@ def check_output(slot: Slot, data: bytes, verification: Verification = "header")
     try:
         facts = inspect_image(data, decode=verification == "decode")
     except RowError as exc:
-        raise RowError("OUTPUT_INVALID", f"MORI's output does not decode: {exc.message}") from exc
+        raise RowError(
+            ErrorCode.OUTPUT_INVALID, f"MORI's output does not decode: {exc.message}"
+        ) from exc
     if slot.width is not None and (facts.width, facts.height) != (slot.width, slot.height):
         raise RowError(
-            "OUTPUT_DIMENSIONS",
+            ErrorCode.OUTPUT_DIMENSIONS,
             f"output is {facts.width}x{facts.height}, source is {slot.width}x{slot.height}",
         )
     return facts

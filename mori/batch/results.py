@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mori.batch.codes import ErrorCode
 from mori.batch.ledger import Ledger, OrderRecord, Slot
 
 __all__ = ["ImageResult", "OrderResult", "result_from_ledger", "settled_elsewhere"]
@@ -68,7 +69,7 @@ def result_from_ledger(
     code, message = record.error_code, record.error_message
     if status == "pending":
         name = f"order {record.order_id}" if record.order_id else f"order {record.order_key[:8]}"
-        code = "ORDER_INCOMPLETE"
+        code = ErrorCode.ORDER_INCOMPLETE
         message = pending_reason or f"{name} is {record.status}; a later run resumes it"
     result = OrderResult(record.order_key, record.kind, status, record.order_id, code, message)
     result.images = image_results(ledger, [*ledger.slots(record.order_key), *earlier], message)
@@ -96,7 +97,7 @@ def image_results(
     for key, img in images.items():
         if img.status == "planned":
             results[key] = ImageResult(
-                key, "pending", error_code="ORDER_INCOMPLETE", error_message=reason
+                key, "pending", error_code=ErrorCode.ORDER_INCOMPLETE, error_message=reason
             )
         else:
             results[key] = ImageResult(

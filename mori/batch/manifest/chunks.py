@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mori.batch.codes import ErrorCode
 from mori.batch.manifest.reading import ManifestError, access_errors, manifest_format
 from mori.batch.storage import Storage
 
@@ -81,7 +82,7 @@ class ManifestChunks:
             if not has_source:
                 raise self._missing_source()
             if not self.rows:
-                raise ManifestError("MANIFEST_EMPTY", f"manifest {self.uri} has no rows")
+                raise ManifestError(ErrorCode.MANIFEST_EMPTY, f"manifest {self.uri} has no rows")
 
     def _open(self) -> IO[bytes]:
         """The manifest's bytes as a stream; a missing or unreadable one as ``ManifestError``."""
@@ -99,13 +100,14 @@ class ManifestChunks:
                 raise
             except Exception as exc:
                 raise ManifestError(
-                    "MANIFEST_UNREADABLE", f"cannot parse {self.uri} as {suffix or 'CSV'}: {exc}"
+                    ErrorCode.MANIFEST_UNREADABLE,
+                    f"cannot parse {self.uri} as {suffix or 'CSV'}: {exc}",
                 ) from exc
             yield frame
 
     def _missing_source(self) -> ManifestError:
         return ManifestError(
-            "MANIFEST_MISSING_COLUMN",
+            ErrorCode.MANIFEST_MISSING_COLUMN,
             f"manifest {self.uri} has no 'source' column "
             f"(columns: {', '.join(self.columns) or '-'})",
         )
@@ -118,7 +120,7 @@ def _nonblank(stream: IO[bytes]) -> IO[bytes]:
     while True:
         block = stream.read(_BLOCK)
         if not block:
-            raise ManifestError("MANIFEST_EMPTY", "manifest is empty")
+            raise ManifestError(ErrorCode.MANIFEST_EMPTY, "manifest is empty")
         seen.append(block)
         if block.strip():
             break
@@ -208,7 +210,7 @@ def _check_source_type(frame: pd.DataFrame) -> pd.DataFrame:
         pd.api.types.is_string_dtype(frame["source"]) or frame["source"].dtype == object
     ):
         raise ManifestError(
-            "MANIFEST_WRONG_SCHEMA",
+            ErrorCode.MANIFEST_WRONG_SCHEMA,
             f"column 'source' must hold strings, not {frame['source'].dtype}",
         )
     return frame

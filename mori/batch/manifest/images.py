@@ -28,6 +28,7 @@ from PIL import (
 )
 
 from mori import keys
+from mori.batch.codes import ErrorCode
 from mori.batch.manifest.model import MAX_FILE_BYTES, Item, RowError, ValidationOptions
 from mori.batch.storage import NotFound, Storage
 
@@ -76,10 +77,10 @@ def inspect_image(
     truncated image body passes then.
     """
     if not data:
-        raise RowError("EMPTY_FILE", "the file is empty")
+        raise RowError(ErrorCode.EMPTY_FILE, "the file is empty")
     if len(data) > max_bytes:
         raise RowError(
-            "FILE_TOO_LARGE", f"{len(data):,} bytes is over the {max_bytes:,}-byte limit"
+            ErrorCode.FILE_TOO_LARGE, f"{len(data):,} bytes is over the {max_bytes:,}-byte limit"
         )
     try:
         with _open(data) as img:
@@ -93,9 +94,9 @@ def inspect_image(
     except RowError:
         raise
     except Image.DecompressionBombError as exc:
-        raise RowError("INVALID_IMAGE", f"not a readable image: {exc}") from exc
+        raise RowError(ErrorCode.INVALID_IMAGE, f"not a readable image: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError, *_NOT_THIS_FORMAT) as exc:
-        raise RowError("INVALID_IMAGE", f"image is damaged or truncated: {exc}") from exc
+        raise RowError(ErrorCode.INVALID_IMAGE, f"image is damaged or truncated: {exc}") from exc
     return ImageFacts(keys.sha256_fingerprint(data)[7:], len(data), width, height, fmt)
 
 
@@ -118,7 +119,7 @@ def _open(data: bytes) -> ImageFile.ImageFile:
     try:
         return opener(io.BytesIO(data), "")
     except _NOT_THIS_FORMAT as exc:
-        raise RowError("INVALID_IMAGE", f"not a readable image: {exc}") from exc
+        raise RowError(ErrorCode.INVALID_IMAGE, f"not a readable image: {exc}") from exc
 
 
 def _opener(data: bytes) -> Opener | None:
@@ -154,9 +155,9 @@ def _format_name(data: bytes) -> str:
 def _unsupported(fmt: str) -> RowError:
     """The error for bytes in a format MORI does not accept (``""``: none recognised)."""
     if not fmt:
-        return RowError("INVALID_IMAGE", "not a readable image: no image format recognised")
+        return RowError(ErrorCode.INVALID_IMAGE, "not a readable image: no image format recognised")
     return RowError(
-        "UNSUPPORTED_FORMAT",
+        ErrorCode.UNSUPPORTED_FORMAT,
         f"the bytes are {fmt}, not one MORI accepts (JPEG, PNG, WEBP, TIFF, BMP)",
     )
 
@@ -173,7 +174,7 @@ def _check_pixels(fmt: str, width: int, height: int) -> None:
     pixels = max(1, width) * max(1, height)
     if pixels > limit:
         raise RowError(
-            "INVALID_IMAGE",
+            ErrorCode.INVALID_IMAGE,
             f"{width}x{height} is {pixels:,} pixels, over the {limit:,}-pixel limit",
         )
 
@@ -204,13 +205,17 @@ def _read_source(location: str, storage: Storage, max_bytes: int) -> bytes:
     """The bytes at ``location``; a missing, oversized or unreadable file as :class:`RowError`."""
     try:
         if storage.size(location) > max_bytes:
-            raise RowError("FILE_TOO_LARGE", f"the file is over the {max_bytes:,}-byte limit")
+            raise RowError(
+                ErrorCode.FILE_TOO_LARGE, f"the file is over the {max_bytes:,}-byte limit"
+            )
         return storage.read_bytes(location)
     except NotFound as exc:
-        raise RowError("FILE_NOT_FOUND", "no file at the source path") from exc
+        raise RowError(ErrorCode.FILE_NOT_FOUND, "no file at the source path") from exc
     except IsADirectoryError as exc:
-        raise RowError("INVALID_SOURCE", "the source is a folder, not a file") from exc
+        raise RowError(ErrorCode.INVALID_SOURCE, "the source is a folder, not a file") from exc
     except PermissionError as exc:
-        raise RowError("FILE_UNREADABLE", "permission denied reading the file") from exc
+        raise RowError(ErrorCode.FILE_UNREADABLE, "permission denied reading the file") from exc
     except OSError as exc:
-        raise RowError("FILE_UNREADABLE", f"cannot read the file: {exc.strerror or exc}") from exc
+        raise RowError(
+            ErrorCode.FILE_UNREADABLE, f"cannot read the file: {exc.strerror or exc}"
+        ) from exc

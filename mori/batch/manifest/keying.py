@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from mori import keys
+from mori.batch.codes import ErrorCode
 from mori.batch.manifest.model import Item, ValidationOptions
 
 __all__ = ["KEY_TYPE", "assign_keys", "image_keys", "key_digests", "key_text", "url_key_digests"]
@@ -31,7 +32,7 @@ def assign_keys(items: Iterable[Item], options: ValidationOptions) -> None:
     for item, key in zip(todo, derived, strict=True):
         if key in first_row:
             item.fail(
-                "DUPLICATE_ROW",
+                ErrorCode.DUPLICATE_ROW,
                 f"same image as row {first_row[key]}; it is processed once, for that row",
             )
             continue

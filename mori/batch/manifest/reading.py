@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 import pyarrow as pa
 
+from mori.batch.codes import ErrorCode
 from mori.batch.storage import NotFound, Storage, is_s3
 
 __all__ = [
@@ -43,7 +44,7 @@ def read_manifest(uri: str, storage: Storage) -> pd.DataFrame:
     """Read a manifest into a DataFrame; raise :class:`ManifestError` if it is unusable."""
     raw = read_bytes(uri, storage)
     if not raw.strip():
-        raise ManifestError("MANIFEST_EMPTY", "manifest is empty")
+        raise ManifestError(ErrorCode.MANIFEST_EMPTY, "manifest is empty")
     suffix = manifest_format(uri)
     try:
         frame = PARSERS[suffix](raw)
@@ -51,7 +52,7 @@ def read_manifest(uri: str, storage: Storage) -> pd.DataFrame:
         raise
     except Exception as exc:
         raise ManifestError(
-            "MANIFEST_UNREADABLE", f"cannot parse {uri} as {suffix or 'CSV'}: {exc}"
+            ErrorCode.MANIFEST_UNREADABLE, f"cannot parse {uri} as {suffix or 'CSV'}: {exc}"
         ) from exc
     return checked_frame(frame, uri)
 
@@ -68,11 +69,11 @@ def access_errors(uri: str) -> Iterator[None]:
     try:
         yield
     except NotFound as exc:
-        raise ManifestError("MANIFEST_NOT_FOUND", f"manifest not found: {uri}") from exc
+        raise ManifestError(ErrorCode.MANIFEST_NOT_FOUND, f"manifest not found: {uri}") from exc
     except IsADirectoryError as exc:
-        raise ManifestError("MANIFEST_NOT_FOUND", f"manifest is a folder: {uri}") from exc
+        raise ManifestError(ErrorCode.MANIFEST_NOT_FOUND, f"manifest is a folder: {uri}") from exc
     except PermissionError as exc:
-        raise ManifestError("MANIFEST_UNREADABLE", f"manifest not readable: {uri}") from exc
+        raise ManifestError(ErrorCode.MANIFEST_UNREADABLE, f"manifest not readable: {uri}") from exc
 
 
 def manifest_format(uri: str) -> str:
@@ -80,7 +81,7 @@ def manifest_format(uri: str) -> str:
     suffix = posixpath.splitext(urlsplit(uri).path if is_s3(uri) else uri)[1].lower()
     if suffix not in PARSERS:
         raise ManifestError(
-            "MANIFEST_UNSUPPORTED_FORMAT",
+            ErrorCode.MANIFEST_UNSUPPORTED_FORMAT,
             f"unsupported manifest type {suffix!r}: use .csv, .parquet or .jsonl",
         )
     return suffix
@@ -91,11 +92,11 @@ def checked_frame(frame: pd.DataFrame, uri: str) -> pd.DataFrame:
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
     if "source" not in frame.columns:
         raise ManifestError(
-            "MANIFEST_MISSING_COLUMN",
+            ErrorCode.MANIFEST_MISSING_COLUMN,
             f"manifest {uri} has no 'source' column (columns: {', '.join(frame.columns) or '-'})",
         )
     if frame.empty:
-        raise ManifestError("MANIFEST_EMPTY", f"manifest {uri} has no rows")
+        raise ManifestError(ErrorCode.MANIFEST_EMPTY, f"manifest {uri} has no rows")
     return frame.reset_index(drop=True)
 
 
@@ -108,7 +109,7 @@ def _parquet(raw: bytes) -> pd.DataFrame:
         pd.api.types.is_string_dtype(frame["source"]) or frame["source"].dtype == object
     ):
         raise ManifestError(
-            "MANIFEST_WRONG_SCHEMA",
+            ErrorCode.MANIFEST_WRONG_SCHEMA,
             f"column 'source' must hold strings, not {frame['source'].dtype}",
         )
     return frame

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 import pandas as pd
 
 from mori import keys
+from mori.batch.codes import ErrorCode
 from mori.batch.manifest.masking import mask_url
 from mori.batch.manifest.model import (
     MAX_FILE_NAME_BYTES,
@@ -75,7 +76,7 @@ def classify_with(
     """:func:`classify`, resolving local paths with ``resolve(source, base_dir)``."""
     source = item.source
     if not source:
-        item.fail("EMPTY_SOURCE", "the 'source' column is empty")
+        item.fail(ErrorCode.EMPTY_SOURCE, "the 'source' column is empty")
         return
     scheme = source_scheme(source) if "://" in source or ":" in source[:12] else ""
     try:
@@ -90,7 +91,7 @@ def classify_with(
         elif len(scheme) > 1:  # one letter is a Windows drive
             item.source = mask_url(source)
             raise RowError(
-                "UNSUPPORTED_SCHEME",
+                ErrorCode.UNSUPPORTED_SCHEME,
                 f"source scheme '{scheme}:' is not supported (use a path, s3:// or https://)",
             )
         else:
@@ -115,9 +116,9 @@ def _checked_object_uri(source: str) -> str:
     try:
         bucket, key = split_s3(source)
     except ValueError as exc:
-        raise RowError("INVALID_SOURCE", f"not an object URI: {exc}") from exc
+        raise RowError(ErrorCode.INVALID_SOURCE, f"not an object URI: {exc}") from exc
     if not bucket or not key or key.endswith("/"):
-        raise RowError("INVALID_SOURCE", f"not an object URI: {source}")
+        raise RowError(ErrorCode.INVALID_SOURCE, f"not an object URI: {source}")
     return source
 
 
@@ -125,21 +126,23 @@ def resolve_path(source: str, base_dir: str) -> str:
     """A local path row as an absolute path (or ``s3://`` URI beside an S3 manifest)."""
     if is_s3(base_dir):
         if os.path.isabs(source):
-            raise RowError("INVALID_SOURCE", "absolute paths need a local manifest")
+            raise RowError(ErrorCode.INVALID_SOURCE, "absolute paths need a local manifest")
         folder = split_s3(base_dir)[1].rstrip("/")
         joined = posixpath.normpath(posixpath.join(folder, source))
         if (folder and not joined.startswith(folder + "/")) or joined.startswith(".."):
-            raise RowError("PATH_TRAVERSAL", f"{source} points outside the manifest's folder")
+            raise RowError(
+                ErrorCode.PATH_TRAVERSAL, f"{source} points outside the manifest's folder"
+            )
         return f"s3://{split_s3(base_dir)[0]}/{joined}"
     if "\x00" in source:
-        raise RowError("INVALID_SOURCE", "path contains a NUL byte")
+        raise RowError(ErrorCode.INVALID_SOURCE, "path contains a NUL byte")
     path = Path(source)
     if path.is_absolute():
         return str(path)
     base = Path(base_dir).resolve()
     resolved = (base / path).resolve()
     if not resolved.is_relative_to(base):
-        raise RowError("PATH_TRAVERSAL", f"{source} points outside the manifest's folder")
+        raise RowError(ErrorCode.PATH_TRAVERSAL, f"{source} points outside the manifest's folder")
     return str(resolved)
 
 
@@ -174,7 +177,9 @@ class LocalPaths:
         if os.path.islink(resolved):
             return resolve_path(source, base_dir)
         if resolved != self._base and not resolved.startswith(self._inside):
-            raise RowError("PATH_TRAVERSAL", f"{source} points outside the manifest's folder")
+            raise RowError(
+                ErrorCode.PATH_TRAVERSAL, f"{source} points outside the manifest's folder"
+            )
         return resolved
 
 
@@ -182,17 +187,19 @@ def check_file_name(name: str) -> str:
     """``name`` stripped, when MORI can be sent it; else ``RowError``."""
     name = name.strip()
     if not name or name in (".", ".."):
-        raise RowError("INVALID_FILE_NAME", "no file name (set the 'file_name' column)")
+        raise RowError(ErrorCode.INVALID_FILE_NAME, "no file name (set the 'file_name' column)")
     if any(ord(ch) < 32 or ch in '/\\"' for ch in name):
-        raise RowError("INVALID_FILE_NAME", f"file name {name!r} has control or path characters")
+        raise RowError(
+            ErrorCode.INVALID_FILE_NAME, f"file name {name!r} has control or path characters"
+        )
     if len(name.encode("utf-8")) > MAX_FILE_NAME_BYTES:
         raise RowError(
-            "FILE_NAME_TOO_LONG", f"file name is over {MAX_FILE_NAME_BYTES} bytes in UTF-8"
+            ErrorCode.FILE_NAME_TOO_LONG, f"file name is over {MAX_FILE_NAME_BYTES} bytes in UTF-8"
         )
     ext = posixpath.splitext(name)[1].lstrip(".").lower()
     if ext not in ALLOWED_EXTENSIONS:
         raise RowError(
-            "UNSUPPORTED_FORMAT",
+            ErrorCode.UNSUPPORTED_FORMAT,
             f"extension '.{ext}' is not accepted by MORI "
             f"(allowed: {', '.join(sorted(ALLOWED_EXTENSIONS))})"
             if ext

@@ -21,6 +21,7 @@ import ada_url
 import idna
 
 from mori import keys
+from mori.batch.codes import ErrorCode
 from mori.batch.manifest.model import RowError
 
 __all__ = ["INTERNAL_NAMES", "check_url", "is_internal_address", "is_internal_host"]
@@ -105,35 +106,39 @@ def check_url(url: str, allowed_private_hosts: frozenset[str] = frozenset()) -> 
     text = url.strip()
     plain = _plain_parse(text)
     if plain.username is not None or plain.password is not None:
-        raise RowError("URL_HAS_CREDENTIALS", "URLs with user:password@ are not sent to MORI")
+        raise RowError(
+            ErrorCode.URL_HAS_CREDENTIALS, "URLs with user:password@ are not sent to MORI"
+        )
     try:
         plain_host, plain_port = (plain.hostname or "").lower(), plain.port
     except ValueError as exc:
-        raise RowError("INVALID_URL", f"malformed URL: {exc}") from exc
+        raise RowError(ErrorCode.INVALID_URL, f"malformed URL: {exc}") from exc
     whatwg = _whatwg_parse(text)
     if whatwg.username or whatwg.password:
-        raise RowError("URL_HAS_CREDENTIALS", "URLs with user:password@ are not sent to MORI")
+        raise RowError(
+            ErrorCode.URL_HAS_CREDENTIALS, "URLs with user:password@ are not sent to MORI"
+        )
     host = whatwg.hostname  # the plain parser's host must be this one too (checked below)
     allowed = _allowed((host, host.strip("[]"), plain_host), plain_port, allowed_private_hosts)
     if not allowed and is_internal_host(host):
         raise RowError(
-            "URL_PRIVATE_ADDRESS",
+            ErrorCode.URL_PRIVATE_ADDRESS,
             f"URL host {_shown(host)} is internal (loopback, private, link-local or a local "
             "name); MORI fetches URLs itself, so only public hosts are allowed",
         )
     if not plain_host:
-        raise RowError("INVALID_URL", "URL has no host")
+        raise RowError(ErrorCode.INVALID_URL, "URL has no host")
     scheme = plain.scheme.lower()
     if not _same_host(plain_host, host) or not _same_port(scheme, plain_port, whatwg.port):
         raise RowError(
-            "INVALID_URL",
+            ErrorCode.INVALID_URL,
             "URL host is ambiguous (parsers read it differently: backslashes, percent-escapes, "
             "full-width or compatibility characters, or an unusual IP address spelling)",
         )
     sent = keys.normalise_url(text)
     again = _whatwg_parse(sent)
     if again.hostname != host or not _same_port(scheme, plain_port, again.port):
-        raise RowError("INVALID_URL", "URL does not survive normalisation unchanged")
+        raise RowError(ErrorCode.INVALID_URL, "URL does not survive normalisation unchanged")
     return sent
 
 
@@ -200,10 +205,10 @@ def _plain_parse(text: str) -> SplitResult:
     try:
         plain = urlsplit(text)
     except ValueError as exc:
-        raise RowError("INVALID_URL", f"malformed URL: {exc}") from exc
+        raise RowError(ErrorCode.INVALID_URL, f"malformed URL: {exc}") from exc
     if plain.scheme.lower() not in _HTTP_SCHEMES:
         raise RowError(
-            "UNSUPPORTED_SCHEME",
+            ErrorCode.UNSUPPORTED_SCHEME,
             f"URL scheme '{plain.scheme}:' is not supported (use http:// or https://)",
         )
     return plain
@@ -223,9 +228,9 @@ def _whatwg_parse(text: str) -> _Parsed:
     try:
         parsed = ada_url.parse_url(text, attributes=("protocol", *_Parsed._fields))
     except ValueError as exc:
-        raise RowError("INVALID_URL", "malformed URL: not a valid http(s) URL") from exc
+        raise RowError(ErrorCode.INVALID_URL, "malformed URL: not a valid http(s) URL") from exc
     if parsed["protocol"] not in ("http:", "https:"):
-        raise RowError("INVALID_URL", "malformed URL: not a valid http(s) URL")
+        raise RowError(ErrorCode.INVALID_URL, "malformed URL: not a valid http(s) URL")
     return _Parsed(parsed["username"], parsed["password"], parsed["hostname"], parsed["port"])
 
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mori.batch.audit import ImageRow, ImageStatus
+from mori.batch.codes import ErrorCode
 from mori.batch.ledger import ImageRecord, Ledger
 from mori.batch.ledger.window import STAMP_SCHEMA
 from mori.batch.orders import OrderResult
@@ -104,7 +105,7 @@ def planned(
         outcome.update(
             image_key=keys,
             status=str(ImageStatus.PENDING),
-            error_code="ORDER_INCOMPLETE",
+            error_code=ErrorCode.ORDER_INCOMPLETE,
             error_message=messages,
             attempts=1,
         )

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mori.batch.codes import ErrorCode
 from mori.batch.estimate import PlanCounts
 from mori.batch.ledger import Ledger
 from mori.batch.ledger.window import RECORD_SCHEMA
@@ -134,7 +135,7 @@ def _mark_duplicates(rows: pa.Table) -> pa.Table:
     codes = rows.column("error_code").to_pylist()
     messages = rows.column("error_message").to_pylist()
     for position in np.flatnonzero(again).tolist():
-        codes[position] = "DUPLICATE_ROW"
+        codes[position] = ErrorCode.DUPLICATE_ROW
         messages[position] = (
             f"same image as row {numbers[first[position]]}; it is processed once, for that row"
         )
