@@ -18,6 +18,7 @@ import contextvars
 import dataclasses
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,9 @@ class OrderSettings:
     wait_timeout: float
     #: Uploads and output writes at once, across every order of the processor (one pool).
     transfer_threads: int = 16
+    #: Orders whose results are downloaded, checked and written at once: each holds its whole
+    #: result archive in memory, so this bounds memory however many orders are driven at once.
+    downloads_at_once: int = 4
     #: How much of each output is checked before it is written (:mod:`mori.batch.outputs`).
     verification: Verification = "header"
     order_name_prefix: str = "mori-pipeline"
@@ -86,6 +90,7 @@ class OrderProcessor:
         self.waiter, self.settings, self.claims = waiter, settings, claims
         self.observer = observer
         self.transfers = TransferPool(settings.transfer_threads)
+        self._downloading = threading.BoundedSemaphore(settings.downloads_at_once)
 
     def close(self) -> None:
         """Stop the transfer threads (they start again if the processor is used again)."""
@@ -302,6 +307,17 @@ class OrderProcessor:
         self._step_done()
 
     def _download(self, record: OrderRecord, slots: list[Slot]) -> OrderResult:
+        with self._downloading:  # the archive is in memory until its outputs are written
+            outcomes = self._write_outputs(record, slots)
+        self.ledger.images_done(outcomes)  # one transaction for the order's images
+        result = OrderResult(record.order_key, record.kind, "processed", record.order_id)
+        result.images = {o.image_key: _image_result(o) for o in outcomes}
+        self.ledger.advance(record.order_key, "downloaded")
+        self._step_done()
+        return result
+
+    def _write_outputs(self, record: OrderRecord, slots: list[Slot]) -> list[ImageOutcome]:
+        """Download ``record``'s results, then check and write each image's output."""
         assert record.order_id is not None
         try:
             archive = self.client.download(self.client.get_download(record.order_id).download_url)
@@ -309,16 +325,10 @@ class OrderProcessor:
             archive = self.client.download(self.client.get_download(record.order_id).download_url)
         entries = extract_outputs(archive, slots)
         outputs, verification = self.output_location(record), self.settings.verification
-        outcomes = self.transfers.run_all(
+        return self.transfers.run_all(
             lambda s: write_output(self.storage, s, entries[s.position], outputs, verification),
             slots,
         )
-        self.ledger.images_done(outcomes)  # one transaction for the order's images
-        result = OrderResult(record.order_key, record.kind, "processed", record.order_id)
-        result.images = {o.image_key: _image_result(o) for o in outcomes}
-        self.ledger.advance(record.order_key, "downloaded")
-        self._step_done()
-        return result
 
     def output_location(self, record: OrderRecord) -> str:
         """The folder this processor writes ``record``'s outputs to."""

@@ -149,7 +149,7 @@ class Defaults:
     run's config read them)."""
 
     order_size: int = 100
-    max_concurrent_orders: int = 4
+    max_concurrent_orders: int = 0
     wait_timeout_seconds: float = 1800.0
     poll_interval_seconds: float = 2.0
     webhook_grace_seconds: float = 30.0

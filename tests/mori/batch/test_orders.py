@@ -6,7 +6,9 @@ No Prefect here: the processor is plain Python; these tests drive it directly.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -268,3 +270,42 @@ def test_waiting_timeout_leaves_the_order_pending_and_a_later_call_finishes(
     world.processor.settings = OrderSettings(str(world.out), wait_timeout=10)
     assert world.processor.process(key).status == "processed"
     assert world.stats()["orders_confirmed"] == 1
+
+
+@pytest.mark.emulator(images=6)
+def test_downloads_at_once_are_bounded_however_many_orders_run(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each download holds a result archive in memory: at most ``downloads_at_once`` at once."""
+    orders = plan_orders([it for it in world.items if it.ok], max_files=1)
+    record_intent(orders, world.items, world.ledger)
+    settings = OrderSettings(str(world.out), wait_timeout=10, downloads_at_once=2)
+    proc = OrderProcessor(world.client, world.ledger, Storage(), world.processor.waiter, settings)
+    inside, peak, changed, release = 0, 0, threading.Condition(), threading.Event()
+    download = world.client.download
+
+    def held(url: str) -> bytes:  # a download that lasts until the test lets it finish
+        nonlocal inside, peak
+        with changed:
+            inside += 1
+            peak = max(peak, inside)
+            changed.notify_all()
+        try:
+            release.wait(timeout=30)
+            return download(url)
+        finally:
+            with changed:
+                inside -= 1
+
+    monkeypatch.setattr(world.client, "download", held)
+    with ThreadPoolExecutor(len(orders)) as pool:
+        running = [pool.submit(proc.process, o.order_key) for o in orders]
+        with changed:
+            assert changed.wait_for(lambda: inside == 2, timeout=30)
+            # the four other orders wait for a turn
+            assert not changed.wait_for(lambda: inside > 2, timeout=1)
+        release.set()
+        results = [r.result() for r in running]
+    proc.close()
+    assert [r.status for r in results] == ["processed"] * 6
+    assert peak == 2

@@ -67,7 +67,7 @@ def test_the_ui_schema_enforces_the_limits() -> None:
     assert properties["completion"]["enum"] == ["auto", "webhook", "poll"]
     concurrency = properties["max_concurrent_orders"]
     assert (concurrency["minimum"], concurrency["maximum"]) == (0, MAX_CONCURRENT_ORDERS)
-    assert concurrency["default"] == DEFAULTS.max_concurrent_orders == 4
+    assert concurrency["default"] == DEFAULTS.max_concurrent_orders == 0  # automatic
 
 
 def _parse(argv: list[str]) -> dict[str, Any]:
