@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import mori
+from tests.support.paths import REPO
 
 SDK_MODULES = [
     "mori",
@@ -74,3 +75,17 @@ def test_only_settings_reads_the_environment() -> None:
     assert sdk
     readers = [p.name for p in sdk if re.search(r"os\.environ|os\.getenv|getenv\(", p.read_text())]
     assert readers == []
+
+
+def test_no_module_imports_a_librarys_private_module() -> None:
+    """Private modules of pandas, pyarrow, Prefect and the rest change without notice."""
+    own = ("mori", "tasks", "flows", "deployments")
+    private = re.compile(r"^\s*(?:from|import) ([\w.]*\._\w+)", re.M)
+    found = [
+        f"{path.relative_to(REPO)}: {name}"
+        for package in own
+        for path in sorted((REPO / package).rglob("*.py"))
+        for name in private.findall(path.read_text())
+        if name.split(".")[0] not in own
+    ]
+    assert found == []

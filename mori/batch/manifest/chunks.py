@@ -32,7 +32,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mori.batch.codes import ErrorCode
-from mori.batch.manifest.reading import ManifestError, access_errors, manifest_format
+from mori.batch.manifest.reading import (
+    ManifestError,
+    access_errors,
+    check_source_type,
+    manifest_format,
+)
 from mori.batch.storage import Storage
 
 __all__ = ["CHUNK_ROWS", "ManifestChunks"]
@@ -188,32 +193,18 @@ def _delimited(sep: str) -> Chunker:
 
 def _parquet(path: str, rows: int) -> Frames:
     """A Parquet manifest in batches of rows; its ``source`` column must hold strings."""
-    from pandas.io._util import arrow_table_to_pandas
-
     # A path, read by pyarrow's own I/O: a Python file object may still be closed from a
     # worker thread at interpreter exit, which aborts the process (apache/arrow#33975).
     with pq.ParquetFile(path) as parquet:
         checked = False
         for batch in parquet.iter_batches(batch_size=rows, use_pandas_metadata=True):
-            frame = arrow_table_to_pandas(pa.Table.from_batches([batch]))
+            frame = pa.Table.from_batches([batch]).to_pandas()
             if not checked:
-                _check_source_type(frame)
+                check_source_type(frame)
                 checked = True
             yield frame
         if not checked:  # no rows: the columns still count
-            yield _check_source_type(arrow_table_to_pandas(parquet.schema_arrow.empty_table()))
-
-
-def _check_source_type(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame``, once its ``source`` column (if any) holds strings."""
-    if "source" in frame.columns and not (
-        pd.api.types.is_string_dtype(frame["source"]) or frame["source"].dtype == object
-    ):
-        raise ManifestError(
-            ErrorCode.MANIFEST_WRONG_SCHEMA,
-            f"column 'source' must hold strings, not {frame['source'].dtype}",
-        )
-    return frame
+            yield check_source_type(parquet.schema_arrow.empty_table().to_pandas())
 
 
 def _json_lines(stream: IO[bytes], rows: int) -> Frames:

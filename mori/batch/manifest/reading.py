@@ -24,6 +24,7 @@ __all__ = [
     "PARSERS",
     "ManifestError",
     "access_errors",
+    "check_source_type",
     "checked_frame",
     "manifest_format",
     "read_bytes",
@@ -104,7 +105,11 @@ def _parquet(raw: bytes) -> pd.DataFrame:
     """A Parquet manifest; its ``source`` column must hold strings."""
     # A native buffer, not a Python file object: pyarrow may still close the latter from a
     # worker thread at interpreter exit, which aborts the process (apache/arrow#33975).
-    frame = pd.read_parquet(pa.BufferReader(raw))
+    return check_source_type(pd.read_parquet(pa.BufferReader(raw)))
+
+
+def check_source_type(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``, once its ``source`` column (if any) holds strings (Parquet keeps types)."""
     if "source" in frame.columns and not (
         pd.api.types.is_string_dtype(frame["source"]) or frame["source"].dtype == object
     ):
