@@ -114,3 +114,16 @@ def assert_same(fast: list[Item], slow: list[Item]) -> None:
     assert len(fast) == len(slow)
     for a, b in zip(fast, slow, strict=True):
         assert as_tuple(a) == as_tuple(b), (a.source, as_tuple(a), as_tuple(b))
+
+
+class DenyingStorage(Storage):
+    """Local storage that refuses to read one path with a given error."""
+
+    def __init__(self, denied: Path, error: OSError) -> None:
+        super().__init__()
+        self.denied, self.error = str(denied), error
+
+    def read_bytes(self, uri: str) -> bytes:
+        if uri == self.denied:
+            raise self.error
+        return super().read_bytes(uri)

@@ -20,10 +20,9 @@ from PIL import Image
 from mori import keys
 from mori.batch.manifest import MAX_IMAGE_PIXELS, RowError, ValidationOptions, inspect_image, load
 from mori.batch.manifest import images as images_module
-from mori.batch.storage import Storage
 from tests.support.images import FORMATS, image_bytes, write_image, write_manifest
 
-from .support import MANIFEST_KINDS, gif_bytes, load_rows, noisy_jpeg, only
+from .support import MANIFEST_KINDS, DenyingStorage, gif_bytes, load_rows, noisy_jpeg, only
 
 
 def row_error(data: bytes) -> RowError:
@@ -294,19 +293,6 @@ def test_unreadable_file(tmp_path: Path) -> None:
     finally:
         path.chmod(0o644)
     assert item.error_code == "FILE_UNREADABLE"
-
-
-class DenyingStorage(Storage):
-    """Local storage that refuses to read one path with a given error."""
-
-    def __init__(self, denied: Path, error: OSError) -> None:
-        super().__init__()
-        self.denied, self.error = str(denied), error
-
-    def read_bytes(self, uri: str) -> bytes:
-        if uri == self.denied:
-            raise self.error
-        return super().read_bytes(uri)
 
 
 @pytest.mark.parametrize(

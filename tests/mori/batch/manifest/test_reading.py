@@ -14,20 +14,7 @@ from mori.batch.manifest.reading import PARSERS, checked_frame, manifest_format
 from mori.batch.storage import Storage
 from tests.support.images import write_image, write_manifest
 
-from .support import MANIFEST_KINDS, load_rows, manifest_error, only
-
-
-class DenyingStorage(Storage):
-    """Local storage that refuses to read one path with a given error."""
-
-    def __init__(self, denied: Path, error: OSError) -> None:
-        super().__init__()
-        self.denied, self.error = str(denied), error
-
-    def read_bytes(self, uri: str) -> bytes:
-        if uri == self.denied:
-            raise self.error
-        return super().read_bytes(uri)
+from .support import MANIFEST_KINDS, DenyingStorage, load_rows, manifest_error, only
 
 
 def test_manifest_not_found(tmp_path: Path) -> None:
